@@ -1,0 +1,3 @@
+from blogml.cli.main import main
+
+main()

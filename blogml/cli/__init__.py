@@ -1,0 +1,1 @@
+"""The `blogml` command line: parses arguments and dispatches; the work lives elsewhere."""

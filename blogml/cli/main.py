@@ -1,0 +1,49 @@
+"""`blogml` entry point. Imports nothing heavy: each command imports what it needs."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from blogml import __version__
+from blogml.errors import BlogmlError
+
+
+class BlogmlGroup(click.Group):
+    """Turns user-facing errors into a message and an exit code, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BlogmlError as error:
+            click.echo(f"error: {error}" if "\n" not in str(error) else f"error:\n{error}",
+                       err=True)
+            sys.exit(error.exit_code)
+
+
+@click.group(cls=BlogmlGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="blogml")
+def cli() -> None:
+    """blogml: a YAML config in, a finished deep-learning experiment out.
+
+    Train with `blogml train CONFIG`; everything a run produces lands in its run
+    directory (checkpoints, metrics.jsonl, TensorBoard, plots, summary.json).
+    """
+
+
+def _register() -> None:
+    from blogml.cli import config_cmd, eval_cmd, runs_cmd, train_cmd
+
+    cli.add_command(train_cmd.train)
+    cli.add_command(eval_cmd.evaluate)
+    cli.add_command(runs_cmd.runs)
+    cli.add_command(config_cmd.config)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="blogml")

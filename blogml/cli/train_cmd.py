@@ -1,0 +1,64 @@
+"""`blogml train`: validate every config, then run each; a summary table at the end."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from blogml.cli.options import set_option
+from blogml.cli.table import format_metric, format_seconds, render_table
+from blogml.config import load_configs, parse_overrides
+from blogml.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+
+
+def combined_exit_code(codes: list[int]) -> int:
+    """Interrupted beats bad input beats failed beats ok."""
+    for code in (EXIT_INTERRUPTED, EXIT_BAD_INPUT, EXIT_FAILED):
+        if code in codes:
+            return code
+    return EXIT_OK
+
+
+@click.command()
+@click.argument("config_files", metavar="[CONFIG]...", nargs=-1)
+@set_option
+@click.option("--run-dir", metavar="DIR", help="Run directory (instead of the config's run_dir "
+              "template); with --resume and no CONFIG, resumes DIR with its own config.yaml.")
+@click.option("--resume", is_flag=True, help="Continue the run of this config from "
+              "checkpoints/last (the newest matching run under the run_dir template); finished "
+              "runs are skipped, runs with nothing to resume start fresh.")
+def train(config_files: tuple[str, ...], overrides: tuple[str, ...], run_dir: str | None,
+          resume: bool) -> None:
+    """Train one run per CONFIG, one after another.
+
+    Every config is checked before anything runs. A failing run does not stop the others;
+    Ctrl-C (or SIGTERM) checkpoints the current run and stops. Exit code: 0 all finished,
+    1 a run failed, 2 bad input, 130 interrupted.
+    """
+    from blogml.runners.launch import config_from_run_dir, execute, plan_runs
+
+    if config_files:
+        configs = load_configs(config_files, parse_overrides(overrides))
+    elif run_dir and resume:
+        if overrides:
+            raise click.UsageError("--set cannot change the config of a run being resumed")
+        configs = [config_from_run_dir(run_dir)]
+    else:
+        raise click.UsageError("give at least one CONFIG, or --run-dir DIR --resume")
+    plans = plan_runs(configs, run_dir, resume)
+    outcomes = []
+    for plan in plans:
+        outcome = execute(plan)
+        outcomes.append(outcome)
+        if outcome.exit_code == EXIT_INTERRUPTED:
+            break
+    rows = [[o.source, o.run_dir, o.status, "-" if o.step is None else str(o.step),
+             format_metric(o.best), format_seconds(o.wall_seconds)] for o in outcomes]
+    rows += [[p.loaded.source, str(p.run_dir), "not started", "-", "-", "-"]
+             for p in plans[len(outcomes):]]
+    click.echo(render_table(["config", "run_dir", "status", "steps", "best", "time"], rows))
+    for outcome in outcomes:
+        if outcome.exit_code not in (EXIT_OK, EXIT_INTERRUPTED) and outcome.message:
+            click.echo(f"{outcome.source}: {outcome.status}: {outcome.message}", err=True)
+    sys.exit(combined_exit_code([o.exit_code for o in outcomes]))

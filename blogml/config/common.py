@@ -1,0 +1,77 @@
+"""The config keys every task shares (MISSION §2): seed, run_dir, backend, train, optimizer."""
+
+from __future__ import annotations
+
+import os
+import string
+from typing import Any
+
+from blogml.config.schema import Choice, Int, Issues, Section, Spec, Str, suggest
+from blogml.optimizers.schema import OPTIMIZER
+
+BACKENDS = ["tensorflow", "jax", "torch"]
+RUN_DIR_FIELDS = ["task", "time", "config", "seed"]
+
+
+def _default_backend() -> str:
+    """KERAS_BACKEND from the environment when set, so `KERAS_BACKEND=jax blogml train` works."""
+    return os.environ.get("KERAS_BACKEND", "tensorflow")
+
+
+class Template(Str):
+    """A path template with `{placeholder}` fields from a fixed set."""
+
+    def __init__(self, default: str, doc: str, fields: list[str]) -> None:
+        super().__init__(default, doc)
+        self.fields = fields
+
+    def _check(self, value: Any, path: str, issues: Issues) -> Any:
+        value = super()._check(value, path, issues)
+        if not isinstance(value, str):
+            return value
+        try:
+            used = [f for _, f, _, _ in string.Formatter().parse(value) if f is not None]
+        except ValueError as error:
+            issues.add(path, f"is not a valid template ({error}); write braces as {{{{ }}}}")
+            return value
+        for field in used:
+            if field not in self.fields:
+                issues.add(path, f"unknown placeholder {{{field}}}; {suggest(field, self.fields)}")
+        return value
+
+
+def train_section(metrics: list[str], monitor: str, monitor_mode: str) -> Section:
+    """The `train:` section; `metrics` are the task's eval metric names (for `monitor`)."""
+    return Section({
+        "epochs": Int(10, "passes over the training data", min=1),
+        "steps_per_epoch": Int(None, "updates per epoch; null: one pass over the training set", min=1),
+        "batch_size": Int(32, "examples per update (the global batch)", min=1),
+        "eval_every": Int(None, "steps between validations; null: at the end of every epoch", min=1),
+        "checkpoint_every": Int(None, "steps between `checkpoints/last` saves; null: every epoch",
+                                min=1),
+        "log_every": Int(50, "steps between metrics.jsonl/TensorBoard lines (mean over the window)",
+                         min=1),
+        "monitor": Str(monitor, "validation metric that picks `checkpoints/best`",
+                       choices=[f"val_{m}" for m in metrics]),
+        "monitor_mode": Str(monitor_mode, "whether a lower or higher `monitor` is better",
+                            choices=["min", "max"]),
+        "jit_compile": Choice(["auto", True, False], "auto", "XLA-compile the train step"),
+    })
+
+
+def task_schema(task: str, *, data: Section, model: Section, metrics: list[str],
+                monitor: str, monitor_mode: str) -> Section:
+    """The whole schema of one task: the shared keys plus its own `data` and `model`."""
+    fields: dict[str, Spec] = {
+        "task": Str(doc="which experiment this config runs"),
+        "seed": Int(0, "seeds Python, NumPy, Keras and the data order", min=0),
+        "run_dir": Template("runs/{task}-{time}", "run directory template; placeholders: "
+                            + ", ".join("{%s}" % f for f in RUN_DIR_FIELDS), RUN_DIR_FIELDS),
+        "backend": Str(_default_backend, "Keras backend (default: $KERAS_BACKEND or tensorflow)",
+                       choices=BACKENDS),
+        "data": data,
+        "model": model,
+        "optimizer": OPTIMIZER,
+        "train": train_section(metrics, monitor, monitor_mode),
+    }
+    return Section(fields)

@@ -1,0 +1,271 @@
+"""Declarative config schemas: typed fields with defaults, checked exhaustively.
+
+A schema is a tree of :class:`Spec` objects. ``Section.check`` walks a raw YAML mapping,
+fills in defaults, and collects *every* problem it finds (wrong type, out of range,
+unknown key with a "did you mean" suggestion) instead of stopping at the first, so a
+researcher fixes a config in one round. The result is plain Python data (dicts, lists,
+scalars): the same shape the YAML had, with every default filled in.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+_MISSING = object()
+
+# PyYAML follows YAML 1.1, where "1e-3" (no dot) is a string, not a float. Researchers write
+# it that way all the time, and `--set optimizer.learning_rate=3e-4` produces it, so float
+# fields accept a string that is a plain decimal number.
+_FLOAT_TEXT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+class Issues:
+    """Collects problems as (key path, message) pairs during one check."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str]] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.items.append((path, message))
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+
+def show(value: Any) -> str:
+    """How a given value is quoted in an error message."""
+    if isinstance(value, str):
+        return repr(value)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return str(value)
+
+
+def join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def suggest(word: str, choices: list[str]) -> str:
+    """' (did you mean 'x'?)' for a near miss, else the list of allowed values."""
+    close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return "expected one of: " + ", ".join(choices)
+
+
+class Spec:
+    """One config value: how to check it, its default and its documentation."""
+
+    def __init__(self, default: Any = _MISSING, doc: str = "", nullable: bool = False) -> None:
+        self._default = default
+        self.doc = doc
+        self.nullable = nullable or default is None
+
+    @property
+    def required(self) -> bool:
+        return self._default is _MISSING
+
+    def default(self) -> Any:
+        value = self._default
+        return value() if callable(value) else value
+
+    def check(self, value: Any, path: str, issues: Issues) -> Any:
+        if value is None and self.nullable:
+            return None
+        return self._check(value, path, issues)
+
+    def _check(self, value: Any, path: str, issues: Issues) -> Any:
+        raise NotImplementedError
+
+    def expected(self) -> str:
+        """A phrase for error messages and the config reference: 'an integer >= 1'."""
+        raise NotImplementedError
+
+    def _reject(self, value: Any, path: str, issues: Issues) -> Any:
+        null = " or null" if self.nullable else ""
+        issues.add(path, f"must be {self.expected()}{null}, got {show(value)}")
+        return value
+
+
+def _bounds(minimum: float | None, maximum: float | None, min_exclusive: bool) -> str:
+    parts = []
+    if minimum is not None:
+        parts.append(f"{'>' if min_exclusive else '>='} {minimum:g}")
+    if maximum is not None:
+        parts.append(f"<= {maximum:g}")
+    return " and ".join(parts)
+
+
+class Int(Spec):
+    def __init__(self, default: Any = _MISSING, doc: str = "", *, min: int | None = None,
+                 max: int | None = None, nullable: bool = False) -> None:
+        super().__init__(default, doc, nullable)
+        self.min, self.max = min, max
+
+    def expected(self) -> str:
+        bounds = _bounds(self.min, self.max, False)
+        return "an integer" + (f" {bounds}" if bounds else "")
+
+    def _check(self, value: Any, path: str, issues: Issues) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                return self._reject(value, path, issues)
+        if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
+            return self._reject(value, path, issues)
+        return value
+
+
+class Float(Spec):
+    def __init__(self, default: Any = _MISSING, doc: str = "", *, min: float | None = None,
+                 max: float | None = None, min_exclusive: bool = False,
+                 nullable: bool = False) -> None:
+        super().__init__(default, doc, nullable)
+        self.min, self.max, self.min_exclusive = min, max, min_exclusive
+
+    def expected(self) -> str:
+        bounds = _bounds(self.min, self.max, self.min_exclusive)
+        return "a number" + (f" {bounds}" if bounds else "")
+
+    def _check(self, value: Any, path: str, issues: Issues) -> Any:
+        if isinstance(value, str) and _FLOAT_TEXT.match(value.strip()):
+            value = float(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return self._reject(value, path, issues)
+        value = float(value)
+        too_low = self.min is not None and (
+            value <= self.min if self.min_exclusive else value < self.min)
+        too_high = self.max is not None and value > self.max
+        if too_low or too_high:
+            return self._reject(value, path, issues)
+        return value
+
+
+class Bool(Spec):
+    def expected(self) -> str:
+        return "true or false"
+
+    def _check(self, value: Any, path: str, issues: Issues) -> Any:
+        if not isinstance(value, bool):
+            return self._reject(value, path, issues)
+        return value
+
+
+class Str(Spec):
+    """A string, optionally one of fixed choices (with a "did you mean")."""
+
+    def __init__(self, default: Any = _MISSING, doc: str = "", *,
+                 choices: list[str] | None = None, nullable: bool = False) -> None:
+        super().__init__(default, doc, nullable)
+        self.choices = choices
+
+    def expected(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        return "a string"
+
+    def _check(self, value: Any, path: str, issues: Issues) -> Any:
+        if not isinstance(value, str):
+            return self._reject(value, path, issues)
+        if self.choices and value not in self.choices:
+            issues.add(path, f"unknown value {value!r}; {suggest(value, self.choices)}")
+        return value
+
+
+class Choice(Spec):
+    """One of a fixed set of YAML scalars of any type, e.g. ``auto``, ``true``, ``false``."""
+
+    def __init__(self, choices: list[Any], default: Any = _MISSING, doc: str = "") -> None:
+        super().__init__(default, doc, nullable=None in choices)
+        self.choices = choices
+
+    def expected(self) -> str:
+        return "one of " + ", ".join(show(c).strip("'") for c in self.choices)
+
+    def _check(self, value: Any, path: str, issues: Issues) -> Any:
+        if not any(value is c or (type(value) is type(c) and value == c) for c in self.choices):
+            return self._reject(value, path, issues)
+        return value
+
+
+class ListOf(Spec):
+    def __init__(self, item: Spec, default: Any = _MISSING, doc: str = "", *,
+                 min_length: int = 0, nullable: bool = False) -> None:
+        super().__init__(default, doc, nullable)
+        self.item, self.min_length = item, min_length
+
+    def expected(self) -> str:
+        least = f" of at least {self.min_length}" if self.min_length else ""
+        return f"a list{least} of {self.item.expected()}"
+
+    def _check(self, value: Any, path: str, issues: Issues) -> Any:
+        if not isinstance(value, list) or len(value) < self.min_length:
+            return self._reject(value, path, issues)
+        return [self.item.check(v, f"{path}[{i}]", issues) for i, v in enumerate(value)]
+
+
+Validator = Callable[[dict[str, Any], str, Issues], None]
+
+
+class Section(Spec):
+    """A mapping with a fixed set of keys. Unknown keys are errors, never ignored."""
+
+    def __init__(self, fields: dict[str, Spec], doc: str = "", *,
+                 validators: list[Validator] | None = None, nullable: bool = False) -> None:
+        super().__init__({}, doc, nullable)
+        self.fields = fields
+        self.validators = validators or []
+
+    def default(self) -> Any:
+        return self.check({}, "", Issues())
+
+    def expected(self) -> str:
+        return "a mapping"
+
+    def _check(self, value: Any, path: str, issues: Issues) -> Any:
+        if value is None:
+            value = {}
+        if not isinstance(value, Mapping):
+            return self._reject(value, path, issues)
+        before = len(issues.items)
+        names = list(self.fields)
+        for key in value:
+            if key not in self.fields:
+                issues.add(join(path, key), f"unknown key; {suggest(str(key), names)}")
+        resolved: dict[str, Any] = {}
+        for name, spec in self.fields.items():
+            if name in value:
+                resolved[name] = spec.check(value[name], join(path, name), issues)
+            elif spec.required:
+                issues.add(join(path, name), f"missing required key ({spec.expected()})")
+            else:
+                resolved[name] = spec.default()
+        # Cross-key rules only make sense once every key on its own is valid.
+        if len(issues.items) == before:
+            for validate in self.validators:
+                validate(resolved, path, issues)
+        return resolved
+
+
+def reference(section: Section, path: str = "") -> list[tuple[str, str, str, str]]:
+    """Rows (key path, expected, default, doc) describing every key, for the README."""
+    rows = []
+    for name, spec in section.fields.items():
+        key = join(path, name)
+        if isinstance(spec, Section):
+            rows.extend(reference(spec, key))
+            continue
+        default = "required" if spec.required else show(spec.default())
+        rows.append((key, spec.expected(), default, spec.doc))
+    return rows

@@ -1,0 +1,1 @@
+"""Data loaders: backend-neutral NumPy batches with a deterministic, resumable order."""

@@ -1,0 +1,1 @@
+"""Task metrics computed outside the training graph (NumPy, sqlite3, ...)."""

@@ -1,0 +1,130 @@
+"""Checkpoints: model and optimizer variables plus the loop state, in one HDF5 file.
+
+`checkpoints/<name>/checkpoint.h5` holds
+
+    /model/00000 ...       every model variable (weights, BN statistics, seed-generator state)
+    /optimizer/00000 ...   every optimizer variable (iteration count, moments, ...)
+    attrs["meta"]          JSON: step, data position, best metric so far, timings, log window
+
+Each dataset keeps its variable's `path` as an attribute and is checked against it on load,
+so a checkpoint that does not fit the model is reported by name instead of silently
+mis-assigned. One file per checkpoint makes the write atomic with a single `os.replace`:
+the file is written under a temporary name, flushed to disk, then renamed over the old
+one, so a crash at any moment leaves the previous checkpoint whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import keras
+import numpy as np
+
+from blogml.errors import CheckpointError
+
+FILENAME = "checkpoint.h5"
+
+
+@dataclass
+class Checkpoint:
+    """A checkpoint read from disk: variable values by group, and the loop state."""
+
+    path: Path
+    groups: dict[str, list[tuple[str, np.ndarray]]]
+    meta: dict[str, Any]
+
+
+def checkpoint_file(folder: Path) -> Path:
+    return Path(folder) / FILENAME
+
+
+def _values(variables: Sequence[Any]) -> list[tuple[str, np.ndarray]]:
+    return [(v.path, keras.ops.convert_to_numpy(v)) for v in variables]
+
+
+def write_groups(handle: h5py.File, groups: dict[str, list[tuple[str, np.ndarray]]]) -> None:
+    for group_name, values in groups.items():
+        group = handle.create_group(group_name)
+        for index, (path, value) in enumerate(values):
+            dataset = group.create_dataset(f"{index:05d}", data=value)
+            dataset.attrs["path"] = path
+
+
+def save_checkpoint(folder: Path, variables: dict[str, Sequence[Any]],
+                    meta: dict[str, Any]) -> Path:
+    """Atomically write `folder/checkpoint.h5` from named lists of Keras variables."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = checkpoint_file(folder)
+    tmp = folder / f".{FILENAME}.tmp-{os.getpid()}"
+    groups = {name: _values(group) for name, group in variables.items()}
+    try:
+        with h5py.File(tmp, "w") as handle:
+            handle.attrs["meta"] = json.dumps(meta)
+            write_groups(handle, groups)
+        with open(tmp, "rb+") as raw:
+            os.fsync(raw.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(folder)
+    return target
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(location: str | os.PathLike) -> Checkpoint:
+    """Read a checkpoint folder (or its .h5 file); CheckpointError if missing or corrupt."""
+    location = Path(location)
+    path = location if location.suffix == ".h5" else checkpoint_file(location)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        with h5py.File(path, "r") as handle:
+            meta = json.loads(handle.attrs["meta"])
+            groups = {
+                name: [(str(group[key].attrs["path"]), group[key][()]) for key in sorted(group)]
+                for name, group in handle.items()
+            }
+    except (OSError, KeyError, ValueError) as error:
+        raise CheckpointError(
+            f"{path}: checkpoint is corrupt or unreadable ({error}); delete it to start over, "
+            "or point --checkpoint at another one") from None
+    return Checkpoint(path, groups, meta)
+
+
+def assign_group(checkpoint: Checkpoint, name: str, variables: Sequence[Any]) -> None:
+    """Assign saved values to `variables`, after checking that every one fits."""
+    saved = checkpoint.groups.get(name)
+    if saved is None:
+        raise CheckpointError(f"{checkpoint.path}: has no {name!r} variables")
+    if len(saved) != len(variables):
+        raise CheckpointError(
+            f"{checkpoint.path}: holds {len(saved)} {name} variables, the {name} has "
+            f"{len(variables)}; the checkpoint was made with a different config")
+    for (path, value), variable in zip(saved, variables):
+        if path != variable.path or tuple(value.shape) != tuple(variable.shape):
+            raise CheckpointError(
+                f"{checkpoint.path}: {name} variable {path!r} {tuple(value.shape)} does not fit "
+                f"{variable.path!r} {tuple(variable.shape)}; the checkpoint was made with a "
+                "different config")
+    for (_, value), variable in zip(saved, variables):
+        variable.assign(value)

@@ -1,0 +1,56 @@
+"""What a run prints: tqdm bars on a terminal, plain log lines otherwise, all in train.log."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from tqdm import tqdm
+
+log = logging.getLogger("blogml")
+
+
+def interactive() -> bool:
+    """Progress bars only on a terminal, and never under CI."""
+    return sys.stderr.isatty() and os.environ.get("CI", "").lower() not in ("1", "true", "yes")
+
+
+class _TqdmHandler(logging.Handler):
+    """Prints log records above the progress bar instead of through it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def run_logging(log_file: Path) -> Iterator[logging.Logger]:
+    """Route the `blogml` logger to the console and (appending) to `log_file`."""
+    file_handler = logging.FileHandler(log_file, encoding="utf-8")
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    console = _TqdmHandler()
+    console.setFormatter(logging.Formatter("%(message)s"))
+    previous_level = log.level
+    log.setLevel(logging.INFO)
+    log.addHandler(file_handler)
+    log.addHandler(console)
+    log.propagate = False
+    try:
+        yield log
+    finally:
+        log.removeHandler(file_handler)
+        log.removeHandler(console)
+        log.setLevel(previous_level)
+        file_handler.close()
+
+
+def progress_bar(total: int, initial: int, description: str) -> tqdm:
+    """One bar per epoch; disabled (and replaced by log lines) when not interactive."""
+    return tqdm(total=total, initial=initial, desc=description, unit="step",
+                disable=not interactive(), dynamic_ncols=True, leave=True, file=sys.stderr)

@@ -1,0 +1,189 @@
+"""From checked configs to runs: pick run directories, pick the backend, run each.
+
+Planning (`plan_runs`) writes nothing and raises on every problem at once, so a batch of
+configs either starts cleanly or fails before touching the disk. Keras is imported only
+in `execute`, after the backend is set.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from blogml.config.loader import LoadedConfig, check_config, dump_config
+from blogml.errors import (EXIT_BAD_INPUT, EXIT_OK, BlogmlError, ConfigError, ConfigIssue,
+                           RunDirError)
+from blogml.runners.rundir import RunDir, effective_status
+
+
+@dataclass
+class RunPlan:
+    loaded: LoadedConfig
+    run_dir: RunDir
+    resume: bool  # continue from checkpoints/last
+    skip: str = ""  # why nothing needs doing (a finished run under --resume)
+
+
+@dataclass
+class Outcome:
+    source: str
+    run_dir: str
+    status: str
+    exit_code: int
+    step: int | None = None
+    best: tuple[str, float | None] | None = None
+    wall_seconds: float | None = None
+    message: str = ""
+
+
+def _comparable(values: dict[str, Any]) -> dict[str, Any]:
+    """A config without its run_dir: what must match for a run to be resumed with it."""
+    return {k: v for k, v in values.items() if k != "run_dir"}
+
+
+def _differences(a: Any, b: Any, path: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = list(a) + [k for k in b if k not in a]
+        return [d for k in keys for d in _differences(a.get(k), b.get(k), f"{path}.{k}".lstrip("."))]
+    return [] if a == b else [path]
+
+
+def format_run_dir(loaded: LoadedConfig, when: str) -> str:
+    values = loaded.values
+    return values["run_dir"].format(task=values["task"], time=when, config=loaded.name,
+                                    seed=values["seed"])
+
+
+def _find_previous(loaded: LoadedConfig) -> RunDir | None:
+    """The newest run made from this same config (for `--resume` without `--run-dir`)."""
+    pattern = format_run_dir(loaded, "*")
+    candidates = sorted((RunDir(p) for p in Path().glob(pattern) if (p / "config.yaml").is_file()),
+                        key=lambda r: r.config.stat().st_mtime, reverse=True)
+    for run_dir in candidates:
+        try:
+            if _comparable(run_dir.read_config()) == _comparable(loaded.values):
+                return run_dir
+        except (OSError, BlogmlError, ValueError):
+            continue
+    return None
+
+
+def _plan_one(loaded: LoadedConfig, run_dir_option: str | None, resume: bool, when: str,
+              taken: set[Path]) -> RunPlan:
+    if resume:
+        run_dir = RunDir(run_dir_option) if run_dir_option else _find_previous(loaded)
+        if run_dir is not None and run_dir.is_run():
+            differs = _differences(_comparable(run_dir.read_config()), _comparable(loaded.values))
+            if differs:
+                raise RunDirError(
+                    f"{run_dir}: was run with a different config ({', '.join(differs)} differ "
+                    f"from {loaded.source}); resume it without a config "
+                    f"(blogml train --run-dir {run_dir} --resume) or start a new run")
+            summary = run_dir.read_summary()
+            status = effective_status(summary)
+            if status == "running":
+                raise RunDirError(f"{run_dir}: is still running (pid {summary.get('pid')})")
+            if status == "finished":
+                return RunPlan(loaded, run_dir, resume=False, skip="already finished")
+            has_checkpoint = run_dir.checkpoint("last").joinpath("checkpoint.h5").is_file()
+            return RunPlan(loaded, run_dir, resume=has_checkpoint)
+        if run_dir is not None:
+            return RunPlan(loaded, run_dir, resume=False)
+    path = Path(run_dir_option or format_run_dir(loaded, when))
+    if run_dir_option and RunDir(path).is_run():
+        raise RunDirError(f"{path}: already holds a run; pass --resume to continue it, "
+                          "or choose another --run-dir")
+    base, suffix = path, 2
+    while path in taken or (path.exists() and any(path.iterdir())):
+        if run_dir_option:
+            raise RunDirError(f"{path}: exists and is not empty; choose another --run-dir")
+        path = base.with_name(f"{base.name}-{suffix}")
+        suffix += 1
+    return RunPlan(loaded, RunDir(path), resume=False)
+
+
+def plan_runs(configs: list[LoadedConfig], run_dir_option: str | None,
+              resume: bool) -> list[RunPlan]:
+    """Decide every run directory up front; raise one error listing every problem."""
+    if run_dir_option and len(configs) > 1:
+        raise RunDirError("--run-dir names one run directory; give one config with it")
+    backends = {loaded.values["backend"] for loaded in configs}
+    if len(backends) > 1:
+        raise ConfigError([ConfigIssue(loaded.source, "backend",
+                                       f"is {loaded.values['backend']}, but one invocation runs "
+                                       f"one backend (got {', '.join(sorted(backends))}); "
+                                       "train them in separate commands")
+                           for loaded in configs])
+    when = time.strftime("%Y%m%d-%H%M%S")
+    plans, problems, taken = [], [], set()
+    for loaded in configs:
+        try:
+            plan = _plan_one(loaded, run_dir_option, resume, when, taken)
+        except BlogmlError as error:
+            problems.append(str(error))
+            continue
+        taken.add(plan.run_dir.path)
+        plans.append(plan)
+    if problems:
+        raise RunDirError("\n".join(problems))
+    return plans
+
+
+def config_from_run_dir(run_dir: str) -> LoadedConfig:
+    """The checked config stored in a run directory (for eval and config-less resume)."""
+    values, issues = check_config(RunDir(run_dir).read_config(), str(RunDir(run_dir).config))
+    if issues:
+        raise ConfigError(issues)
+    return LoadedConfig(str(RunDir(run_dir).config), values)
+
+
+def select_backend(backend: str) -> None:
+    """Set KERAS_BACKEND before Keras is first imported; refuse to switch afterwards."""
+    if "keras" in sys.modules:
+        import keras
+
+        if keras.backend.backend() != backend:
+            raise BlogmlError(f"Keras is already running on {keras.backend.backend()}; "
+                              f"cannot switch to {backend} in this process")
+        return
+    os.environ["KERAS_BACKEND"] = backend
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def build_runner(loaded: LoadedConfig, run_dir: RunDir) -> Any:
+    """The task's runner, set up (data, model, optimizer built)."""
+    from blogml.runners.registry import TASKS
+
+    select_backend(loaded.values["backend"])
+    runner = TASKS[loaded.task].runner_class()(loaded.values, run_dir, loaded.source)
+    runner.setup()
+    return runner
+
+
+def execute(plan: RunPlan) -> Outcome:
+    """Run one planned training run to its end (or its stop)."""
+    if plan.skip:
+        summary = plan.run_dir.read_summary() or {}
+        best = summary.get("best") or {}
+        return Outcome(plan.loaded.source, str(plan.run_dir), f"skipped ({plan.skip})", EXIT_OK,
+                       summary.get("step"), (best.get("metric"), best.get("value")),
+                       summary.get("wall_seconds"))
+    select_backend(plan.loaded.values["backend"])
+    import keras
+
+    keras.backend.clear_session()
+    if not plan.resume:
+        plan.run_dir.create()
+        plan.run_dir.config.write_text(dump_config(plan.loaded.values), encoding="utf-8")
+    try:
+        runner = build_runner(plan.loaded, plan.run_dir)
+        result = runner.train(resume=plan.resume)
+    except BlogmlError as error:
+        return Outcome(plan.loaded.source, str(plan.run_dir), "error", EXIT_BAD_INPUT,
+                       message=str(error))
+    return Outcome(plan.loaded.source, str(plan.run_dir), result.status, result.exit_code,
+                   result.step, result.best, result.wall_seconds, result.message)

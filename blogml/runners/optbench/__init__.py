@@ -1,0 +1,1 @@
+"""`task: optbench`: one optimizer on one synthetic problem (the runner's proving ground)."""

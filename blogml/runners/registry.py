@@ -1,0 +1,30 @@
+"""The tasks blogml knows: each has a config schema (cheap to import) and a runner (Keras)."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from blogml.config.schema import Section
+from blogml.runners.optbench import schema as optbench_schema
+
+if TYPE_CHECKING:
+    from blogml.runners.base import BaseRunner
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    schema: Section
+    runner_path: str  # "module:Class", imported only when a run starts
+
+    def runner_class(self) -> type[BaseRunner]:
+        module, _, attribute = self.runner_path.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+TASKS: dict[str, Task] = {
+    "optbench": Task("optbench", optbench_schema.SCHEMA,
+                     "blogml.runners.optbench.runner:OptbenchRunner"),
+}
