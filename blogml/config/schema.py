@@ -55,11 +55,34 @@ def join(path: str, key: Any) -> str:
     return f"{path}.{key}" if path else str(key)
 
 
+def _edit_distance(a: str, b: str) -> int:
+    """Optimal-string-alignment distance: insertions, deletions, substitutions, swaps."""
+    rows = [list(range(len(b) + 1))]
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            row[j] = min(rows[i - 1][j] + 1, row[j - 1] + 1,
+                         rows[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], rows[i - 2][j - 2] + 1)
+        rows.append(row)
+    return rows[-1][-1]
+
+
 def suggest(word: str, choices: list[str]) -> str:
-    """' (did you mean 'x'?)' for a near miss, else the list of allowed values."""
-    close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
-    if close:
-        return f"did you mean {close[0]!r}?"
+    """'did you mean ...?' for a near miss (typo, swapped letters, truncation), else the list.
+
+    Candidates are near by edit distance or by difflib's similarity; the closest by edit
+    distance wins, so 'adma' suggests 'adam', not 'adamax'.
+    """
+    word = str(word)
+    near = [c for c in choices
+            if _edit_distance(word, c) <= max(1, len(word) // 4)
+            or difflib.SequenceMatcher(None, word, c).ratio() >= 0.7]
+    if near:
+        best = min(near, key=lambda c: (_edit_distance(word, c),
+                                        -difflib.SequenceMatcher(None, word, c).ratio()))
+        return f"did you mean {best!r}?"
     return "expected one of: " + ", ".join(choices)
 
 

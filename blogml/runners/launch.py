@@ -159,6 +159,11 @@ def build_runner(loaded: LoadedConfig, run_dir: RunDir) -> Any:
     from blogml.runners.registry import TASKS
 
     select_backend(loaded.values["backend"])
+    import keras
+
+    # A fresh session per run: variable names (and so checkpoint paths) do not depend on
+    # what ran before in this process.
+    keras.backend.clear_session()
     runner = TASKS[loaded.task].runner_class()(loaded.values, run_dir, loaded.source)
     runner.setup()
     return runner
@@ -172,10 +177,6 @@ def execute(plan: RunPlan) -> Outcome:
         return Outcome(plan.loaded.source, str(plan.run_dir), f"skipped ({plan.skip})", EXIT_OK,
                        summary.get("step"), (best.get("metric"), best.get("value")),
                        summary.get("wall_seconds"))
-    select_backend(plan.loaded.values["backend"])
-    import keras
-
-    keras.backend.clear_session()
     if not plan.resume:
         plan.run_dir.create()
         plan.run_dir.config.write_text(dump_config(plan.loaded.values), encoding="utf-8")

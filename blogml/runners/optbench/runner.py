@@ -18,10 +18,10 @@ class OptbenchRunner(BaseRunner):
 
     def build_data(self) -> None:
         data = self.config["data"]
-        self.splits = teacher_splits(
+        self.splits_data = teacher_splits(
             {"train": data["num_train"], "val": data["num_val"], "test": data["num_test"]},
             data["num_features"], data["num_classes"], data["label_noise"], self.config["seed"])
-        self._train = ArrayBatches(self.splits["train"], self.train_config["batch_size"],
+        self._train = ArrayBatches(self.splits_data["train"], self.train_config["batch_size"],
                                    self.config["seed"])
         self.batches_per_pass = self._train.batches_per_pass
 
@@ -29,7 +29,7 @@ class OptbenchRunner(BaseRunner):
         return self._train.batches(start_step)
 
     def eval_batches(self, split: str) -> Iterator[Batch]:
-        return eval_batches(self.splits[split], max(self.train_config["batch_size"], 256))
+        return eval_batches(self.splits_data[split], max(self.train_config["batch_size"], 256))
 
     def build_model(self) -> keras.Model:
         data, model = self.config["data"], self.config["model"]

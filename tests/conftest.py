@@ -1,0 +1,60 @@
+"""Shared helpers: tiny configs written to tmp dirs, and the CLI run in or out of process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def tiny_config(**sections: Any) -> dict[str, Any]:
+    """A small optbench config (seconds to train); `sections` update its sections."""
+    config: dict[str, Any] = {
+        "task": "optbench",
+        "seed": 1,
+        "run_dir": "runs/{config}",
+        "data": {"num_train": 512, "num_val": 128, "num_test": 128, "num_features": 8,
+                 "num_classes": 4},
+        "model": {"hidden_units": [16], "dropout": 0.1},
+        "optimizer": {"name": "adam", "learning_rate": 1.0e-2},
+        "train": {"epochs": 2, "batch_size": 32, "log_every": 1, "eval_every": 8},
+    }
+    for name, values in sections.items():
+        if isinstance(values, dict) and isinstance(config.get(name), dict):
+            config[name] = {**config[name], **values}
+        else:
+            config[name] = values
+    return config
+
+
+def write_config(folder: Path, name: str = "tiny", **sections: Any) -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(tiny_config(**sections), sort_keys=False))
+    return path
+
+
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ, CI="true", TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("KERAS_BACKEND", None)
+    return env
+
+
+def run_blogml(args: list[str], cwd: Path, **kwargs: Any) -> subprocess.CompletedProcess:
+    """`blogml ARGS` in a subprocess (as a user types it), output captured."""
+    return subprocess.run([sys.executable, "-m", "blogml", *args], cwd=cwd, env=cli_env(),
+                          capture_output=True, text=True, timeout=600, **kwargs)
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run the test inside an empty temporary folder."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CI", "true")
+    return tmp_path

@@ -1,0 +1,80 @@
+"""Exact resume after a real SIGTERM: same final weights, optimizer state and metrics record."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from blogml.runners import checkpoint as ckpt
+from blogml.runners.events import read_events
+from tests.conftest import REPO, cli_env, run_blogml, write_config
+
+pytestmark = pytest.mark.slow
+
+SECTIONS = dict(
+    data={"num_train": 2048, "num_val": 128, "num_test": 128, "num_features": 8,
+          "num_classes": 4},
+    model={"hidden_units": [32, 32], "dropout": 0.2},  # dropout: RNG state must resume too
+    train={"epochs": 30, "batch_size": 16, "log_every": 1, "eval_every": 250,
+           "checkpoint_every": 1000},
+)
+TOTAL = 30 * 2048 // 16
+
+
+def wait_for_step(metrics, step: int, process, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the run ended before it could be interrupted"
+        events = read_events(metrics)
+        if events and events[-1]["step"] >= step:
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"step {step} not reached")
+
+
+def test_sigterm_then_resume_equals_an_uninterrupted_run(tmp_path):
+    config = write_config(tmp_path, "resume", **SECTIONS)
+    straight = run_blogml(["train", str(config), "--run-dir", "straight"], tmp_path)
+    assert straight.returncode == 0, straight.stderr
+
+    process = subprocess.Popen([sys.executable, "-m", "blogml", "train", str(config),
+                                "--run-dir", "resumed"], cwd=tmp_path, env=cli_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_step(tmp_path / "resumed" / "metrics.jsonl", 300, process)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    summary = json.loads((tmp_path / "resumed" / "summary.json").read_text())
+    stopped_at = summary["step"]
+    assert summary["status"] == "interrupted" and 300 <= stopped_at < TOTAL
+    saved = ckpt.load_checkpoint(tmp_path / "resumed" / "checkpoints" / "last")
+    assert saved.meta["loop"]["step"] == stopped_at  # the stop itself was checkpointed
+
+    resumed = run_blogml(["train", "--run-dir", "resumed", "--resume"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming resumed at step {stopped_at}" in resumed.stderr
+
+    a = ckpt.load_checkpoint(tmp_path / "straight" / "checkpoints" / "last")
+    b = ckpt.load_checkpoint(tmp_path / "resumed" / "checkpoints" / "last")
+    assert a.meta["loop"]["step"] == b.meta["loop"]["step"] == TOTAL
+    for group in ("model", "optimizer"):
+        assert [p for p, _ in a.groups[group]] == [p for p, _ in b.groups[group]]
+        for (path, x), (_, y) in zip(a.groups[group], b.groups[group]):
+            np.testing.assert_allclose(x, y, atol=1e-6, rtol=0, err_msg=f"{group} {path}")
+
+    def record(run):
+        return [(e["event"], e["step"], e["loss"]) for e in read_events(tmp_path / run /
+                                                                         "metrics.jsonl")]
+    straight_record, resumed_record = record("straight"), record("resumed")
+    train_steps = [step for event, step, _ in resumed_record if event == "train"]
+    assert train_steps == list(range(1, TOTAL + 1))  # none missing, none twice
+    assert [(e, s) for e, s, _ in resumed_record] == [(e, s) for e, s, _ in straight_record]
+    np.testing.assert_allclose([v for *_, v in resumed_record], [v for *_, v in straight_record],
+                               atol=1e-6)
+    assert json.loads((tmp_path / "resumed" / "summary.json").read_text())["status"] == "finished"
