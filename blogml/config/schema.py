@@ -10,6 +10,7 @@ scalars): the same shape the YAML had, with every default filled in.
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -229,8 +230,8 @@ class ListOf(Spec):
         self.item, self.min_length = item, min_length
 
     def expected(self) -> str:
-        least = f" of at least {self.min_length}" if self.min_length else ""
-        return f"a list{least} of {self.item.expected()}"
+        least = f" of at least {self.min_length} items" if self.min_length else ""
+        return f"a list{least}, each {self.item.expected()}"
 
     def _check(self, value: Any, path: str, issues: Issues) -> Any:
         if not isinstance(value, list) or len(value) < self.min_length:
@@ -289,6 +290,7 @@ def reference(section: Section, path: str = "") -> list[tuple[str, str, str, str
         if isinstance(spec, Section):
             rows.extend(reference(spec, key))
             continue
-        default = "required" if spec.required else show(spec.default())
+        default = "required" if spec.required else spec.default()
+        default = json.dumps(default) if isinstance(default, (list, dict)) else show(default)
         rows.append((key, spec.expected(), default, spec.doc))
     return rows
