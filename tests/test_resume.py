@@ -13,7 +13,7 @@ import pytest
 
 from blogml.runners import checkpoint as ckpt
 from blogml.runners.events import read_events
-from tests.conftest import REPO, cli_env, run_blogml, write_config
+from tests.conftest import cli_env, run_blogml, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -39,29 +39,36 @@ def wait_for_step(metrics, step: int, process, timeout: float = 120) -> None:
 
 
 def test_sigterm_then_resume_equals_an_uninterrupted_run(tmp_path):
-    config = write_config(tmp_path, "resume", **SECTIONS)
+    config = write_config(tmp_path, "resume", run_dir="runs/{config}-{time}", **SECTIONS)
     straight = run_blogml(["train", str(config), "--run-dir", "straight"], tmp_path)
     assert straight.returncode == 0, straight.stderr
 
-    process = subprocess.Popen([sys.executable, "-m", "blogml", "train", str(config),
-                                "--run-dir", "resumed"], cwd=tmp_path, env=cli_env(),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for_step(tmp_path / "resumed" / "metrics.jsonl", 300, process)
+    process = subprocess.Popen([sys.executable, "-m", "blogml", "train", str(config)],
+                               cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob("runs/resume-*/metrics.jsonl")):
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.05)
+    (run_dir,) = tmp_path.glob("runs/resume-*")
+    wait_for_step(run_dir / "metrics.jsonl", 300, process)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
-    summary = json.loads((tmp_path / "resumed" / "summary.json").read_text())
+    summary = json.loads((run_dir / "summary.json").read_text())
     stopped_at = summary["step"]
     assert summary["status"] == "interrupted" and 300 <= stopped_at < TOTAL
-    saved = ckpt.load_checkpoint(tmp_path / "resumed" / "checkpoints" / "last")
+    saved = ckpt.load_checkpoint(run_dir / "checkpoints" / "last")
     assert saved.meta["loop"]["step"] == stopped_at  # the stop itself was checkpointed
 
-    resumed = run_blogml(["train", "--run-dir", "resumed", "--resume"], tmp_path)
+    # The same command plus --resume finds the run by its config and continues it.
+    resumed = run_blogml(["train", str(config), "--resume"], tmp_path)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"resuming resumed at step {stopped_at}" in resumed.stderr
+    assert f"resuming {run_dir.relative_to(tmp_path)} at step {stopped_at}" in resumed.stderr
+    assert len(list(tmp_path.glob("runs/*"))) == 1  # no second run was started
 
     a = ckpt.load_checkpoint(tmp_path / "straight" / "checkpoints" / "last")
-    b = ckpt.load_checkpoint(tmp_path / "resumed" / "checkpoints" / "last")
+    b = ckpt.load_checkpoint(run_dir / "checkpoints" / "last")
     assert a.meta["loop"]["step"] == b.meta["loop"]["step"] == TOTAL
     for group in ("model", "optimizer"):
         assert [p for p, _ in a.groups[group]] == [p for p, _ in b.groups[group]]
@@ -69,12 +76,11 @@ def test_sigterm_then_resume_equals_an_uninterrupted_run(tmp_path):
             np.testing.assert_allclose(x, y, atol=1e-6, rtol=0, err_msg=f"{group} {path}")
 
     def record(run):
-        return [(e["event"], e["step"], e["loss"]) for e in read_events(tmp_path / run /
-                                                                         "metrics.jsonl")]
-    straight_record, resumed_record = record("straight"), record("resumed")
+        return [(e["event"], e["step"], e["loss"]) for e in read_events(run / "metrics.jsonl")]
+    straight_record, resumed_record = record(tmp_path / "straight"), record(run_dir)
     train_steps = [step for event, step, _ in resumed_record if event == "train"]
     assert train_steps == list(range(1, TOTAL + 1))  # none missing, none twice
     assert [(e, s) for e, s, _ in resumed_record] == [(e, s) for e, s, _ in straight_record]
     np.testing.assert_allclose([v for *_, v in resumed_record], [v for *_, v in straight_record],
                                atol=1e-6)
-    assert json.loads((tmp_path / "resumed" / "summary.json").read_text())["status"] == "finished"
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "finished"

@@ -94,7 +94,7 @@ def test_resume_from_a_corrupt_checkpoint_is_a_clear_error(in_tmp):
     summary["status"] = "interrupted"
     (run / "summary.json").write_text(json.dumps(summary))
     (run / "checkpoints" / "last" / "checkpoint.h5").write_bytes(b"not an hdf5 file")
-    result = train(str(config), "--resume")
+    result = train("--run-dir", str(run), "--resume")
     assert result.exit_code == 2
     assert "checkpoint is corrupt or unreadable" in result.output
     assert "Traceback" not in result.output
@@ -113,6 +113,9 @@ def test_one_failing_config_does_not_stop_the_others(in_tmp):
     table = result.output[result.output.index("config"):]
     assert "failed" in table.splitlines()[2] and "finished" in table.splitlines()[3]
     assert json.loads((in_tmp / "runs/good/summary.json").read_text())["status"] == "finished"
+    listed = CliRunner().invoke(cli, ["runs"]).output.splitlines()
+    assert listed[2].split()[:3] == ["runs/bad", "optbench", "failed"]
+    assert listed[3].split()[:4] == ["runs/good", "optbench", "finished", "16/16"]
 
 
 def test_existing_run_dir_is_never_overwritten_without_resume(in_tmp):

@@ -210,7 +210,7 @@ class BaseRunner:
                 means["lr"] = self._learning_rate()
                 events.write("train", state.step, means, epoch=epoch + 1,
                              steps_per_sec=round(speed, 3), time=round(clock.wall(), 3))
-                bar.set_postfix(loss=f"{means['loss']:.4g}", steps_s=f"{speed:.1f}")
+                bar.set_postfix(loss=f"{means['loss']:.4g}")
                 if bar.disable:
                     log.info("step %d/%d  epoch %d  loss %.4g  %.1f steps/s", state.step,
                              self.total_steps, epoch + 1, means["loss"], speed)
