@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from blogml import __version__
-from blogml.errors import BlogmlError
+from blogml.errors import EXIT_INTERRUPTED, BlogmlError
 
 
 class BlogmlGroup(click.Group):
@@ -21,6 +21,9 @@ class BlogmlGroup(click.Group):
             click.echo(f"error: {error}" if "\n" not in str(error) else f"error:\n{error}",
                        err=True)
             sys.exit(error.exit_code)
+        except KeyboardInterrupt:  # Ctrl-C outside a training loop (which handles its own)
+            click.echo("interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
 
 
 @click.group(cls=BlogmlGroup, context_settings={"help_option_names": ["-h", "--help"]})

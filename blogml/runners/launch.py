@@ -7,9 +7,11 @@ in `execute`, after the backend is set.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,6 +154,27 @@ def select_backend(backend: str) -> None:
         return
     os.environ["KERAS_BACKEND"] = backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with _native_stderr_silenced():
+        import keras  # noqa: F401
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Hide what native code prints while Keras (and TensorFlow) load.
+
+    TensorFlow's C++ start-up lines ("oneDNN custom operations are on", absl's "log messages
+    before InitializeLog") bypass TF_CPP_MIN_LOG_LEVEL; they would open every run's output.
+    Python exceptions are unaffected: they are raised after stderr is back.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def build_runner(loaded: LoadedConfig, run_dir: RunDir) -> Any:
