@@ -125,8 +125,8 @@ def test_help_and_config_check_never_import_keras(tmp_path: Path):
     code = (
         "import sys\n"
         "from blogml.cli.main import cli\n"
-        "for args in (['--help'], ['config', 'check', sys.argv[1]], ['config', 'show', sys.argv[1]],"
-        " ['train', '--help'], ['runs', '--help']):\n"
+        "for args in (['--help'], ['config', 'check', sys.argv[1]],"
+        " ['config', 'show', sys.argv[1]], ['train', '--help'], ['runs', '--help']):\n"
         "    try:\n"
         "        cli(args, standalone_mode=False)\n"
         "    except SystemExit:\n"

@@ -10,11 +10,11 @@ from blogml.errors import ConfigError
 from blogml.optimizers import build_optimizer
 
 
-@pytest.mark.parametrize("name, cls", [("sgd", keras.optimizers.SGD), ("adam", keras.optimizers.Adam),
-                                       ("adamw", keras.optimizers.AdamW),
-                                       ("rmsprop", keras.optimizers.RMSprop),
-                                       ("lamb", keras.optimizers.Lamb),
-                                       ("lion", keras.optimizers.Lion)])
+@pytest.mark.parametrize("name, cls", [
+    ("sgd", keras.optimizers.SGD), ("adam", keras.optimizers.Adam),
+    ("adamw", keras.optimizers.AdamW), ("rmsprop", keras.optimizers.RMSprop),
+    ("lamb", keras.optimizers.Lamb), ("lion", keras.optimizers.Lion),
+])
 def test_names_map_to_keras_classes(name, cls):
     assert type(build_optimizer({"name": name})) is cls
 

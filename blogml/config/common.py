@@ -44,9 +44,11 @@ def train_section(metrics: list[str], monitor: str, monitor_mode: str) -> Sectio
     """The `train:` section; `metrics` are the task's eval metric names (for `monitor`)."""
     return Section({
         "epochs": Int(10, "passes over the training data", min=1),
-        "steps_per_epoch": Int(None, "updates per epoch; null: one pass over the training set", min=1),
+        "steps_per_epoch": Int(None, "updates per epoch; null: one pass over the training set",
+                               min=1),
         "batch_size": Int(32, "examples per update (the global batch)", min=1),
-        "eval_every": Int(None, "steps between validations; null: at the end of every epoch", min=1),
+        "eval_every": Int(None, "steps between validations; null: at the end of every epoch",
+                          min=1),
         "checkpoint_every": Int(None, "steps between `checkpoints/last` saves; null: every epoch",
                                 min=1),
         "log_every": Int(50, "steps between metrics.jsonl/TensorBoard lines (mean over the window)",

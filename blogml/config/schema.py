@@ -146,7 +146,8 @@ class Int(Spec):
                 value = int(value)
             else:
                 return self._reject(value, path, issues)
-        if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
+        too_low = self.min is not None and value < self.min
+        if too_low or (self.max is not None and value > self.max):
             return self._reject(value, path, issues)
         return value
 
@@ -165,7 +166,8 @@ class Float(Spec):
     def _check(self, value: Any, path: str, issues: Issues) -> Any:
         if isinstance(value, str) and _FLOAT_TEXT.match(value.strip()):
             value = float(value)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or not math.isfinite(value)):
             return self._reject(value, path, issues)
         value = float(value)
         too_low = self.min is not None and (

@@ -23,10 +23,10 @@ from typing import Any
 import keras
 
 from blogml.data.batches import Batch
-from blogml.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, CheckpointError
+from blogml.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from blogml.optimizers import build_optimizer
 from blogml.runners import checkpoint as ckpt
-from blogml.runners.console import run_logging, progress_bar
+from blogml.runners.console import progress_bar, run_logging
 from blogml.runners.events import EventLog, read_events
 from blogml.runners.plots import plot_curves
 from blogml.runners.rundir import RunDir
@@ -44,8 +44,8 @@ class LoopState:
     best_value: float | None = None
     best_step: int | None = None
     last_eval: dict[str, float] = field(default_factory=dict)
-    train_seconds: float = 0.0
-    wall_seconds: float = 0.0
+    wall_seconds: float = 0.0  # in the training loop, summed over resumes
+    eval_seconds: float = 0.0  # the part of it spent validating
     # Running sums of the current logging window, so a resumed run logs the same means.
     window_sums: dict[str, float] = field(default_factory=dict)
     window_steps: int = 0
@@ -157,11 +157,12 @@ class BaseRunner:
             else:
                 log.info("starting %s (%s): %d steps", self.run_dir, self.source or "config",
                          self.total_steps)
-            events = EventLog(self.run_dir, resume_step=state.step if resume else None)
+            self._events = EventLog(self.run_dir, resume_step=state.step if resume else None)
+            self._clock = _RunClock(state)
             self._write_summary(state, "running")
             try:
                 with StopSignal() as stop:
-                    result = self._loop(state, events, stop)
+                    result = self._loop(state, stop)
             except KeyboardInterrupt:
                 result = self._finish(state, "interrupted", EXIT_INTERRUPTED,
                                       "interrupted twice; state of the last checkpoint kept")
@@ -170,18 +171,15 @@ class BaseRunner:
                 result = self._finish(state, "failed", EXIT_FAILED,
                                       f"crashed: {type(error).__name__}: {error}")
             finally:
-                events.close()
+                self._events.close()
             self._plot()
             return result
 
-    def _loop(self, state: LoopState, events: EventLog, stop: StopSignal) -> RunResult:
+    def _loop(self, state: LoopState, stop: StopSignal) -> RunResult:
         config = self.train_config
         eval_every = config["eval_every"] or self.steps_per_epoch
         checkpoint_every = config["checkpoint_every"] or self.steps_per_epoch
-        log_every = config["log_every"]
         batches = self.train_batches(state.step)
-        loop_start = time.perf_counter()
-        clock = _Clock(state)
         window_start = time.perf_counter()
         bar = None
         while state.step < self.total_steps:
@@ -191,56 +189,56 @@ class BaseRunner:
                                    f"epoch {epoch + 1}/{config['epochs']}")
             logs = self.model.train_on_batch(*next(batches), return_dict=True)
             state.step += 1
+            bar.update(1)
             loss = float(logs["loss"])
             if not math.isfinite(loss):
                 bar.close()
-                clock.update(loop_start)
                 return self._finish(state, "failed", EXIT_FAILED,
                                     f"loss is {loss} at step {state.step}; stopped, the last "
                                     "good checkpoint is kept")
             for name, value in logs.items():
                 state.window_sums[name] = state.window_sums.get(name, 0.0) + float(value)
             state.window_steps += 1
-            bar.update(1)
-            if state.step % log_every == 0:
+            if state.step % config["log_every"] == 0:
                 now = time.perf_counter()
-                speed = state.window_steps / (now - window_start)
+                self._log_train(state, epoch, state.window_steps / (now - window_start), bar)
                 window_start = now
-                means = {k: v / state.window_steps for k, v in state.window_sums.items()}
-                means["lr"] = self._learning_rate()
-                events.write("train", state.step, means, epoch=epoch + 1,
-                             steps_per_sec=round(speed, 3), time=round(clock.wall(), 3))
-                bar.set_postfix(loss=f"{means['loss']:.4g}")
-                if bar.disable:
-                    log.info("step %d/%d  epoch %d  loss %.4g  %.1f steps/s", state.step,
-                             self.total_steps, epoch + 1, means["loss"], speed)
-                state.window_sums, state.window_steps = {}, 0
             end_of_epoch = state.step % self.steps_per_epoch == 0
             if end_of_epoch:
                 bar.close()
                 bar = None
             if state.step % eval_every == 0 or state.step == self.total_steps:
-                clock.update(loop_start)
-                loop_start = self._validate(state, events, clock)
+                self._validate(state)
             if state.step % checkpoint_every == 0 or end_of_epoch or stop.requested:
-                clock.update(loop_start)
                 self._save("last", state)
-                loop_start = time.perf_counter()
             if stop.requested:
                 if bar is not None:
                     bar.close()
                 return self._finish(state, "interrupted", EXIT_INTERRUPTED,
                                     f"stopped by {stop.requested} at step {state.step}; "
                                     "resume with --resume")
-        clock.update(loop_start)
         self._save("last", state)
         return self._finish(state, "finished", EXIT_OK, "")
 
-    def _validate(self, state: LoopState, events: EventLog, clock: _Clock) -> float:
-        """Evaluate on val, log it, keep `best`; returns the new loop-start time."""
+    def _log_train(self, state: LoopState, epoch: int, speed: float, bar: Any) -> None:
+        """Write the means of the logging window, then start a new window."""
+        means = {k: v / state.window_steps for k, v in state.window_sums.items()}
+        means["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        self._events.write("train", state.step, means, epoch=epoch + 1,
+                           steps_per_sec=round(speed, 3), time=round(self._clock.tick(), 3))
+        bar.set_postfix(loss=f"{means['loss']:.4g}")
+        if bar.disable:
+            log.info("step %d/%d  epoch %d  loss %.4g  %.1f steps/s", state.step,
+                     self.total_steps, epoch + 1, means["loss"], speed)
+        state.window_sums, state.window_steps = {}, 0
+
+    def _validate(self, state: LoopState) -> None:
+        """Evaluate on val, log it, and keep `best` when the monitored metric improved."""
+        started = self._clock.tick()
         metrics = self.evaluate("val")
+        state.eval_seconds += self._clock.tick() - started
         state.last_eval = metrics
-        events.write("val", state.step, metrics, time=round(clock.wall(), 3))
+        self._events.write("val", state.step, metrics, time=round(state.wall_seconds, 3))
         log.info("step %d  val %s", state.step,
                  "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
         value = metrics[self.monitor.removeprefix("val_")]
@@ -250,12 +248,9 @@ class BaseRunner:
         if better:
             state.best_value, state.best_step = value, state.step
             self._save("best", state)
-        return time.perf_counter()
-
-    def _learning_rate(self) -> float:
-        return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
     def _save(self, name: str, state: LoopState) -> None:
+        self._clock.tick()
         ckpt.save_checkpoint(self.run_dir.checkpoint(name), self.checkpoint_variables(),
                              {"loop": asdict(state), "checkpoint": name})
         if name == "last":
@@ -270,7 +265,8 @@ class BaseRunner:
                          state.wall_seconds, message)
 
     def _write_summary(self, state: LoopState, status: str, message: str = "") -> None:
-        steps_per_sec = state.step / state.train_seconds if state.train_seconds else None
+        self._clock.tick()
+        train_seconds = state.wall_seconds - state.eval_seconds
         self.run_dir.write_summary({
             "status": status,
             "message": message,
@@ -279,19 +275,15 @@ class BaseRunner:
             "step": state.step,
             "total_steps": self.total_steps,
             "best": {"metric": self.monitor, "value": state.best_value, "step": state.best_step},
-            "final": {"val": state.last_eval, "train": self._last_train_event()},
+            "final": {"val": state.last_eval, "train": self._events.last.get("train", {})},
             "wall_seconds": round(state.wall_seconds, 3),
-            "train_seconds": round(state.train_seconds, 3),
-            "steps_per_sec": round(steps_per_sec, 3) if steps_per_sec else None,
+            "train_seconds": round(train_seconds, 3),
+            "steps_per_sec": round(state.step / train_seconds, 3) if train_seconds > 0 else None,
             "versions": environment_versions(),
             "pid": os.getpid(),
-            "host": _hostname(),
+            "host": socket.gethostname(),
             "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         })
-
-    def _last_train_event(self) -> dict[str, Any]:
-        events = [e for e in read_events(self.run_dir.metrics) if e["event"] == "train"]
-        return events[-1] if events else {}
 
     def _plot(self) -> None:
         try:
@@ -311,23 +303,16 @@ class BaseRunner:
                 "step": checkpoint.meta["loop"]["step"], **metrics}
 
 
-class _Clock:
-    """Adds elapsed time to the loop state: train time (loop only) and wall time."""
+class _RunClock:
+    """Accumulates the run's wall time into its loop state, across resumes."""
 
     def __init__(self, state: LoopState) -> None:
         self.state = state
-        self._wall_mark = time.perf_counter()
+        self._mark = time.perf_counter()
 
-    def wall(self) -> float:
+    def tick(self) -> float:
+        """Add the time since the last tick; return the run's total wall seconds."""
         now = time.perf_counter()
-        self.state.wall_seconds += now - self._wall_mark
-        self._wall_mark = now
+        self.state.wall_seconds += now - self._mark
+        self._mark = now
         return self.state.wall_seconds
-
-    def update(self, loop_start: float) -> None:
-        self.state.train_seconds += time.perf_counter() - loop_start
-        self.wall()
-
-
-def _hostname() -> str:
-    return socket.gethostname()

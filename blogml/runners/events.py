@@ -41,11 +41,13 @@ class EventLog:
         from tensorboardX import SummaryWriter
 
         self.path = run_dir.metrics
+        self.last: dict[str, dict[str, Any]] = {}  # the latest event of each kind
         if resume_step is None:
             self.path.write_text("", encoding="utf-8")
             self._tensorboard = SummaryWriter(str(run_dir.tensorboard))
         else:
             kept = [e for e in read_events(self.path) if e.get("step", 0) <= resume_step]
+            self.last = {e["event"]: e for e in kept}
             write_text_atomic(self.path, "".join(json.dumps(e) + "\n" for e in kept))
             self._tensorboard = SummaryWriter(str(run_dir.tensorboard),
                                               purge_step=resume_step + 1)
@@ -55,6 +57,7 @@ class EventLog:
         """One event: `values` are the metrics (plotted); `context` adds fields like epoch."""
         record = {"event": event, "step": step, **context,
                   **{k: _json_number(v) for k, v in values.items()}}
+        self.last[event] = record
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
         for name, value in values.items():

@@ -17,8 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from blogml.config.loader import LoadedConfig, check_config, dump_config
-from blogml.errors import (EXIT_BAD_INPUT, EXIT_OK, BlogmlError, ConfigError, ConfigIssue,
-                           RunDirError)
+from blogml.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    BlogmlError,
+    ConfigError,
+    ConfigIssue,
+    RunDirError,
+)
 from blogml.runners.rundir import RunDir, effective_status
 
 
@@ -50,7 +56,8 @@ def _comparable(values: dict[str, Any]) -> dict[str, Any]:
 def _differences(a: Any, b: Any, path: str = "") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         keys = list(a) + [k for k in b if k not in a]
-        return [d for k in keys for d in _differences(a.get(k), b.get(k), f"{path}.{k}".lstrip("."))]
+        return [d for k in keys
+                for d in _differences(a.get(k), b.get(k), f"{path}.{k}".lstrip("."))]
     return [] if a == b else [path]
 
 
