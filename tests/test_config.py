@@ -68,8 +68,23 @@ def test_defaults_are_filled_and_overrides_parse_as_yaml():
     ({"task": "optbench", "train": {"batch_size": True}},
      "x.yaml: train.batch_size: must be an integer >= 1, got true"),
     ({"task": "optbench", "optimizer": {"name": "sgd", "beta_1": 0.9}},
-     "x.yaml: optimizer.beta_1: unknown key; expected one of: name, learning_rate, clipnorm, "
-     "global_clipnorm, clipvalue, momentum, nesterov"),
+     "x.yaml: optimizer.beta_1: is an argument of adam, adamw, adamax, nadam, lamb, lion, not "
+     "of sgd; remove it or change optimizer.name"),
+    ({"task": "optbench", "optimizer": {"lookahead": {"k": 0}, "ema": {"momentum": 1}}},
+     "x.yaml: optimizer.lookahead.k: must be an integer >= 1, got 0"),
+    ({"task": "optbench", "optimizer": {"ema": {"momentum": 1}}},
+     "x.yaml: optimizer.ema.momentum: must be below 1 (at 1 the average never moves), got 1"),
+    ({"task": "optbench", "optimizer": {"name": "lamb", "layer_adaptation": True}},
+     "x.yaml: optimizer.layer_adaptation: lamb already applies this trust ratio; use name: adam "
+     "with layer_adaptation: true, or drop layer_adaptation"),
+    ({"task": "optbench", "optimizer": {"paramwise_lr": {"dense(": 2.0}}},
+     "x.yaml: optimizer.paramwise_lr.dense(: key is not a valid regular expression (missing ), "
+     "unterminated subpattern at position 5)"),
+    ({"task": "optbench", "optimizer": {"schedule": {"piecewise_linear": {"a": 1.0}}}},
+     "x.yaml: optimizer.schedule.piecewise_linear.a: key must be an integer >= 0, got 'a'"),
+    ({"task": "optbench", "optimizer": {"schedule": {}}},
+     "x.yaml: optimizer.schedule.piecewise_linear: missing required key (a mapping of at least "
+     "1 entries from an integer >= 0 to a number >= 0)"),
     ({"task": "optbench", "optimizer": {"name": "adma"}},
      "x.yaml: optimizer.name: unknown optimizer 'adma'; did you mean 'adam'?"),
     ({"task": "optbench", "optimizer": {"learning_rate": 0}},

@@ -12,7 +12,7 @@ from blogml.optimizers import build_optimizer
 
 @pytest.mark.parametrize("name, cls", [
     ("sgd", keras.optimizers.SGD), ("adam", keras.optimizers.Adam),
-    ("adamw", keras.optimizers.AdamW), ("rmsprop", keras.optimizers.RMSprop),
+    ("rmsprop", keras.optimizers.RMSprop),
     ("lamb", keras.optimizers.Lamb), ("lion", keras.optimizers.Lion),
 ])
 def test_names_map_to_keras_classes(name, cls):
@@ -41,5 +41,5 @@ def test_arguments_and_clipping_reach_the_optimizer():
 def test_bad_values_are_config_errors_naming_the_key():
     with pytest.raises(ConfigError, match=r"optimizer.momentum: must be a number >= 0 and <= 1"):
         build_optimizer({"name": "sgd", "momentum": 2})
-    with pytest.raises(ConfigError, match=r"optimizer.beta_1: unknown key"):
+    with pytest.raises(ConfigError, match=r"optimizer.beta_1: is an argument of adam"):
         build_optimizer({"name": "sgd", "beta_1": 0.9})

@@ -241,6 +241,47 @@ class ListOf(Spec):
         return [self.item.check(v, f"{path}[{i}]", issues) for i, v in enumerate(value)]
 
 
+class MapOf(Spec):
+    """A mapping with free keys, e.g. `{1000: 1.0, 2000: 0.1}` or `{pattern: multiplier}`."""
+
+    def __init__(self, key: Spec, value: Spec, default: Any = _MISSING, doc: str = "", *,
+                 min_length: int = 0, nullable: bool = False) -> None:
+        super().__init__(default, doc, nullable)
+        self.key, self.value, self.min_length = key, value, min_length
+
+    def expected(self) -> str:
+        least = f" of at least {self.min_length} entries" if self.min_length else ""
+        return f"a mapping{least} from {self.key.expected()} to {self.value.expected()}"
+
+    def _check(self, value: Any, path: str, issues: Issues) -> Any:
+        if not isinstance(value, Mapping) or len(value) < self.min_length:
+            return self._reject(value, path, issues)
+        resolved = {}
+        for key, item in value.items():
+            before = len(issues.items)
+            checked_key = self.key.check(key, join(path, key), issues)
+            if len(issues.items) > before:
+                issues.items[-1] = (join(path, key), f"key {issues.items[-1][1]}")
+            resolved[checked_key] = self.value.check(item, join(path, key), issues)
+        return resolved
+
+
+class Pattern(Str):
+    """A regular expression matched against variable names."""
+
+    def expected(self) -> str:
+        return "a regular expression"
+
+    def _check(self, value: Any, path: str, issues: Issues) -> Any:
+        value = super()._check(value, path, issues)
+        if isinstance(value, str):
+            try:
+                re.compile(value)
+            except re.error as error:
+                issues.add(path, f"is not a valid regular expression ({error})")
+        return value
+
+
 Validator = Callable[[dict[str, Any], str, Issues], None]
 
 
@@ -248,13 +289,15 @@ class Section(Spec):
     """A mapping with a fixed set of keys. Unknown keys are errors, never ignored."""
 
     def __init__(self, fields: dict[str, Spec], doc: str = "", *,
-                 validators: list[Validator] | None = None, nullable: bool = False) -> None:
-        super().__init__({}, doc, nullable)
+                 validators: list[Validator] | None = None, optional: bool = False) -> None:
+        """`optional`: the section is off (null) unless written; `{}` turns it on with defaults."""
+        super().__init__(None if optional else {}, doc, nullable=optional)
         self.fields = fields
         self.validators = validators or []
+        self.optional = optional
 
     def default(self) -> Any:
-        return self.check({}, "", Issues())
+        return None if self.optional else self.check({}, "", Issues())
 
     def expected(self) -> str:
         return "a mapping"
@@ -290,6 +333,8 @@ def reference(section: Section, path: str = "") -> list[tuple[str, str, str, str
     for name, spec in section.fields.items():
         key = join(path, name)
         if isinstance(spec, Section):
+            if spec.optional:
+                rows.append((key, "a mapping (the keys below) or null", "null", spec.doc))
             rows.extend(reference(spec, key))
             continue
         default = "required" if spec.required else spec.default()

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from blogml.config.schema import Bool, Float, Issues, Section, Spec, Str, join, suggest
+from blogml.config.schema import (Bool, Float, Int, Issues, ListOf, MapOf, Pattern, Section, Spec,
+                                  Str, join, suggest)
 
 
 def _beta(default: float) -> Float:
@@ -31,7 +32,10 @@ BASE_OPTIMIZERS: dict[str, tuple[str, dict[str, Spec]]] = {
     "sgd": ("SGD", {"momentum": Float(0.0, "momentum factor", min=0.0, max=1.0),
                     "nesterov": Bool(False, "Nesterov momentum")}),
     "adam": ("Adam", {**_adam_like(), "amsgrad": Bool(False, "AMSGrad variant")}),
-    "adamw": ("AdamW", {**_adam_like(), "amsgrad": Bool(False, "AMSGrad variant")}),
+    # AdamW is Adam with decoupled weight decay: its decay is the `weight_decay` key below
+    # (Keras's default), applied by blogml in the §3 order, not by the Keras class.
+    "adamw": ("Adam", {**_adam_like(), "amsgrad": Bool(False, "AMSGrad variant"),
+                       "weight_decay": Float(0.004, "decoupled weight decay (AdamW)", min=0.0)}),
     "adamax": ("Adamax", _adam_like()),
     "nadam": ("Nadam", _adam_like()),
     "lamb": ("Lamb", {**_adam_like(), "epsilon": _epsilon(1e-6)}),
@@ -51,13 +55,50 @@ COMMON_FIELDS: dict[str, Spec] = {
     "global_clipnorm": Float(None, "clip all gradients jointly to this norm", min=0.0,
                              min_exclusive=True),
     "clipvalue": Float(None, "clip each gradient element to ±this", min=0.0, min_exclusive=True),
+    # The derived tricks (MISSION §3), applied in the order: accumulate -> base step ->
+    # layer adaptation -> weight decay -> lazy mask -> lookahead -> EMA.
+    "schedule": Section({
+        "piecewise_linear": MapOf(Int(min=0), Float(min=0.0), doc="learning-rate multiplier at update counts, linear between "
+                                  "(from 0 at t=0 unless a point at 0 is given), constant after",
+                                  min_length=1),
+    }, "learning-rate schedule", optional=True),
+    "weight_decay": Float(0.0, "decoupled weight decay: θ ← θ + Δ − η·wd·θ", min=0.0),
+    "exclude_from_weight_decay": ListOf(Pattern(), [], "variables (name regex) not decayed"),
+    "layer_adaptation": Bool(False, "rescale each variable's step by ‖θ‖ / ‖Δ/η‖ (LAMB's "
+                                    "trust ratio, on any base)"),
+    "exclude_from_layer_adaptation": ListOf(Pattern(), [], "variables (name regex) left "
+                                                           "unadapted"),
+    "gradient_accumulation_steps": Int(1, "average gradients over n micro-batches per update",
+                                       min=1),
+    "lookahead": Section({
+        "k": Int(5, "updates between synchronisations", min=1),
+        "alpha": Float(0.5, "slow-weight step size", min=0.0, max=1.0, min_exclusive=True),
+    }, "Lookahead: every k updates φ ← φ + α(θ − φ), θ ← φ", optional=True),
+    "lazy": Section({
+        "include": ListOf(Pattern(), ["embeddings"], "variables (name regex) updated row-wise",
+                          min_length=1),
+    }, "lazy updates: rows with an all-zero gradient keep their values and slots",
+        optional=True),
+    "ema": Section({
+        "momentum": Float(0.999, "shadow weights ē ← m·ē + (1−m)·θ", min=0.0, max=1.0),
+        "use_for_eval": Bool(True, "evaluate, keep `best` and predict with the (bias-corrected) "
+                                   "EMA weights"),
+    }, "exponential moving average of the weights", optional=True),
+    "paramwise_lr": MapOf(Pattern(), Float(min=0.0), {}, "learning-rate multiplier per "
+                          "variable (name regex -> multiplier; the first match applies)"),
 }
-
-
-def _check_clipping(config: dict[str, Any], path: str, issues: Issues) -> None:
+def _check_combinations(config: dict[str, Any], path: str, issues: Issues) -> None:
     if config["clipnorm"] is not None and config["global_clipnorm"] is not None:
         issues.add(join(path, "global_clipnorm"),
                    "cannot be used together with clipnorm; keep one of the two")
+    if config["layer_adaptation"] and config["name"] == "lamb":
+        issues.add(join(path, "layer_adaptation"),
+                   "lamb already applies this trust ratio; use name: adam with "
+                   "layer_adaptation: true, or drop layer_adaptation")
+    ema = config["ema"]
+    if ema is not None and ema["momentum"] >= 1.0:
+        issues.add(join(path, "ema.momentum"),
+                   "must be below 1 (at 1 the average never moves), got 1")
 
 
 class OptimizerSection(Section):
@@ -65,7 +106,7 @@ class OptimizerSection(Section):
 
     def __init__(self) -> None:
         super().__init__(dict(COMMON_FIELDS), "optimizer (MISSION §3)",
-                         validators=[_check_clipping])
+                         validators=[_check_combinations])
 
     def _check(self, value: Any, path: str, issues: Issues) -> Any:
         name = value.get("name", "adam") if isinstance(value, dict) else "adam"
@@ -73,9 +114,15 @@ class OptimizerSection(Section):
             issues.add(join(path, "name"),
                        f"unknown optimizer {name!r}; {suggest(str(name), list(BASE_OPTIMIZERS))}")
             return value
-        section = Section({**COMMON_FIELDS, **BASE_OPTIMIZERS[name][1]},
-                          validators=self.validators)
-        return section.check(value, path, issues)
+        fields = {**COMMON_FIELDS, **BASE_OPTIMIZERS[name][1]}
+        for key in value:
+            owners = [other for other, (_, args) in BASE_OPTIMIZERS.items() if key in args]
+            if key not in fields and owners:
+                issues.add(join(path, key), f"is an argument of {', '.join(owners)}, not of "
+                                            f"{name}; remove it or change optimizer.name")
+        known = {k: v for k, v in value.items() if k in fields or not any(
+            k in args for _, args in BASE_OPTIMIZERS.values())}
+        return Section(fields, validators=self.validators).check(known, path, issues)
 
 
 OPTIMIZER = OptimizerSection()
