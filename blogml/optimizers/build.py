@@ -9,23 +9,35 @@ import keras
 
 from blogml.config.schema import Issues
 from blogml.errors import ConfigError, ConfigIssue
+from blogml.optimizers.derived import Tricks, derive
+from blogml.optimizers.schedules import PiecewiseLinear
 from blogml.optimizers.schema import BASE_OPTIMIZERS, OPTIMIZER
+
+# Keys of the section that are blogml's tricks, not arguments of the Keras class.
+_OWN_KEYS = {"weight_decay"}
 
 
 def build_optimizer(config: Mapping[str, Any]) -> keras.optimizers.Optimizer:
-    """Build the optimizer an `optimizer:` section describes.
+    """Build the optimizer an `optimizer:` section describes (MISSION §3).
 
     `config` may be partial (`{"name": "sgd", "momentum": 0.9}`): missing keys take their
-    defaults. A bad value raises :class:`ConfigError` naming the key.
+    defaults. A bad value raises :class:`ConfigError` naming the key. With no trick on, the
+    result is the plain Keras optimizer; otherwise a `derive`d subclass of it.
     """
     issues = Issues()
     resolved = OPTIMIZER.check(dict(config), "optimizer", issues)
     if issues:
         raise ConfigError([ConfigIssue("build_optimizer", p, m) for p, m in issues.items])
     class_name, own_args = BASE_OPTIMIZERS[resolved["name"]]
-    kwargs = {key: resolved[key] for key in own_args}
+    kwargs = {key: resolved[key] for key in own_args if key not in _OWN_KEYS}
     for key in ("clipnorm", "global_clipnorm", "clipvalue"):
         if resolved[key] is not None:
             kwargs[key] = resolved[key]
-    optimizer_class = getattr(keras.optimizers, class_name)
-    return optimizer_class(learning_rate=resolved["learning_rate"], **kwargs)
+    learning_rate = resolved["learning_rate"]
+    if resolved["schedule"] is not None:
+        learning_rate = PiecewiseLinear(learning_rate, resolved["schedule"]["piecewise_linear"])
+    base = getattr(keras.optimizers, class_name)
+    tricks = Tricks.from_config(resolved)
+    if not tricks.any:
+        return base(learning_rate=learning_rate, **kwargs)
+    return derive(base)(tricks, learning_rate=learning_rate, **kwargs)

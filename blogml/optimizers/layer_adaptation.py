@@ -1,0 +1,17 @@
+"""Layer adaptation: LAMB's trust ratio on any base optimizer ("6个派生优化器")."""
+
+from __future__ import annotations
+
+from keras import ops
+
+
+def trust_ratio(theta, delta, learning_rate):
+    """r = ‖θ‖ / ‖Δ/η‖, and 1 where either norm is 0 (a fresh zero bias, a zero step).
+
+    Δ/η is the base optimizer's step direction with the learning rate taken out, so the
+    rescaled step Δ·r has norm η‖θ‖: each variable moves by the same relative amount.
+    """
+    theta_norm = ops.sqrt(ops.sum(ops.square(theta)))
+    step_norm = ops.sqrt(ops.sum(ops.square(delta / learning_rate)))
+    defined = ops.logical_and(theta_norm > 0, step_norm > 0)
+    return ops.where(defined, theta_norm / ops.where(defined, step_norm, 1.0), 1.0)

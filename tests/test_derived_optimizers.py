@@ -1,0 +1,228 @@
+"""Derived optimizers against a NumPy re-implementation of the MISSION §3 formulas.
+
+Backend-neutral: `.ci/run` runs this file under TensorFlow and under JAX.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from blogml.optimizers import build_optimizer
+from tests.reference_optimizers import Reference
+
+ATOL = 1e-6
+
+
+def problem(seed: int = 0) -> dict[str, np.ndarray]:
+    """Float64 variables: the comparison tests the formulas, not float32 rounding."""
+    rng = np.random.default_rng(seed)
+    return {"kernel": rng.normal(size=(4, 3)),
+            "bias": rng.normal(size=(3,))}
+
+
+def gradients(steps: int, seed: int = 1, sparse_rows: bool = False) -> list[dict]:
+    """Random gradients; with `sparse_rows`, each step touches only some kernel rows."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for step in range(steps):
+        kernel = rng.normal(size=(4, 3))
+        if sparse_rows:
+            kernel[[r for r in range(4) if (r + step) % 3 != 0]] = 0.0  # row 3 never before step 3
+        out.append({"kernel": kernel, "bias": rng.normal(size=(3,))})
+    return out
+
+
+def run_keras(config: dict, params: dict, grads: list[dict]):
+    variables = {k: keras.Variable(v, name=k) for k, v in params.items()}
+    optimizer = build_optimizer(config)
+    names = list(params)
+    optimizer.build([variables[k] for k in names])
+    for g in grads:
+        optimizer.apply([keras.ops.convert_to_tensor(g[k]) for k in names],
+                        [variables[k] for k in names])
+    state = {v.path.split("/")[-1]: keras.ops.convert_to_numpy(v) for v in optimizer.variables}
+    weights = {k: keras.ops.convert_to_numpy(v) for k, v in variables.items()}
+    return optimizer, weights, state
+
+
+def run_reference(config: dict, params: dict, grads: list[dict]) -> Reference:
+    reference = Reference(params, **config)
+    for g in grads:
+        reference.step(g)
+    return reference
+
+
+def assert_same(config: dict, steps: int = 7, sparse_rows: bool = False) -> tuple:
+    params, grads = problem(), gradients(steps, sparse_rows=sparse_rows)
+    optimizer, weights, state = run_keras(config, params, grads)
+    reference = run_reference(config, params, grads)
+    for k in params:
+        np.testing.assert_allclose(weights[k], reference.params[k], atol=ATOL, rtol=0,
+                                   err_msg=k)
+        if config.get("name", "adam") == "adam":
+            np.testing.assert_allclose(state[f"{k}_momentum"], reference.m[k], atol=ATOL,
+                                       rtol=0, err_msg=f"{k} first moment")
+            np.testing.assert_allclose(state[f"{k}_velocity"], reference.v[k], atol=ATOL,
+                                       rtol=0, err_msg=f"{k} second moment")
+        if config.get("lookahead"):
+            np.testing.assert_allclose(state[f"{k}_slow"], reference.slow[k], atol=ATOL,
+                                       err_msg=f"{k} slow weights")
+        if config.get("ema"):
+            np.testing.assert_allclose(state[f"{k}_average"], reference.average[k], atol=ATOL,
+                                       err_msg=f"{k} average")
+    assert int(state["iteration"]) == reference.updates
+    return optimizer, reference
+
+
+@pytest.mark.parametrize("config", [
+    pytest.param({"name": "adam", "learning_rate": 0.05}, id="adam"),
+    pytest.param({"name": "sgd", "learning_rate": 0.1, "momentum": 0.9}, id="sgd-momentum"),
+    pytest.param({"name": "sgd", "learning_rate": 0.2,
+                  "schedule": {"piecewise_linear": {3: 1.0, 6: 0.25}}}, id="piecewise"),
+    pytest.param({"name": "adam", "learning_rate": 0.05,
+                  "schedule": {"piecewise_linear": {0: 0.5, 2: 1.0}}}, id="piecewise-start"),
+    pytest.param({"name": "adam", "learning_rate": 0.05, "weight_decay": 0.1,
+                  "exclude_from_weight_decay": ["bias"]}, id="weight-decay"),
+    pytest.param({"name": "sgd", "learning_rate": 0.1, "momentum": 0.5,
+                  "layer_adaptation": True}, id="layer-adaptation"),
+    pytest.param({"name": "adam", "learning_rate": 0.05, "gradient_accumulation_steps": 3},
+                 id="accumulation"),
+    pytest.param({"name": "sgd", "learning_rate": 0.1, "lookahead": {"k": 3, "alpha": 0.5}},
+                 id="lookahead"),
+    pytest.param({"name": "adam", "learning_rate": 0.05, "ema": {"momentum": 0.8}}, id="ema"),
+    pytest.param({"name": "adam", "learning_rate": 0.05, "paramwise_lr": {"bias": 0.1}},
+                 id="paramwise"),
+    # The combinations the issue names:
+    pytest.param({"name": "adam", "learning_rate": 0.05, "weight_decay": 0.05,
+                  "exclude_from_weight_decay": ["bias"], "layer_adaptation": True,
+                  "exclude_from_layer_adaptation": ["bias"],
+                  "schedule": {"piecewise_linear": {2: 1.0, 5: 0.1}}},
+                 id="wd+layer-adaptation+piecewise-adam"),
+    pytest.param({"name": "sgd", "learning_rate": 0.1, "momentum": 0.9,
+                  "lookahead": {"k": 2, "alpha": 0.3}, "ema": {"momentum": 0.7}},
+                 id="lookahead+ema-sgd"),
+    pytest.param({"name": "adam", "learning_rate": 0.05, "weight_decay": 0.01,
+                  "layer_adaptation": True, "gradient_accumulation_steps": 2,
+                  "lookahead": {"k": 2, "alpha": 0.5}, "ema": {"momentum": 0.9},
+                  "paramwise_lr": {"kernel": 2.0},
+                  "schedule": {"piecewise_linear": {2: 1.0, 4: 0.5}}}, id="everything"),
+])
+def test_each_trick_and_combination_matches_the_formula(config):
+    optimizer, reference = assert_same(config, steps=9)
+    if config.get("ema"):
+        averages = [keras.ops.convert_to_numpy(a) for a in optimizer.average_weights()]
+        for k, average in zip(["kernel", "bias"], averages):
+            np.testing.assert_allclose(average, reference.ema_weights()[k], atol=ATOL)
+
+
+def test_accumulation_with_lazy_rows_on_adam_matches_the_formula():
+    config = {"name": "adam", "learning_rate": 0.05, "gradient_accumulation_steps": 2,
+              "lazy": {"include": ["kernel"]}}
+    assert_same(config, steps=8, sparse_rows=True)
+
+
+def test_lazy_rows_and_their_slots_stay_bit_identical():
+    config = {"name": "adam", "learning_rate": 0.05, "lazy": {"include": ["kernel"]}}
+    params = problem()
+    warm = gradients(2)  # every row touched: moments are non-zero everywhere
+    _, _, before = run_keras(config, params, warm)
+    cold = [{"kernel": np.where(np.arange(4)[:, None] == 1, g["kernel"], 0.0),
+             "bias": g["bias"]} for g in gradients(3, seed=5)]  # only row 1 from now on
+    _, weights, after = run_keras(config, params, warm + cold)
+    _, weights_before, _ = run_keras(config, params, warm)
+    untouched = [0, 2, 3]
+    assert np.array_equal(weights["kernel"][untouched], weights_before["kernel"][untouched])
+    for slot in ("kernel_momentum", "kernel_velocity"):
+        assert np.array_equal(after[slot][untouched], before[slot][untouched])
+        assert not np.array_equal(after[slot][1], before[slot][1])
+    assert not np.array_equal(weights["kernel"][1], weights_before["kernel"][1])
+    # The dense optimizer would have moved every row: the mask is what kept them.
+    _, dense, _ = run_keras({"name": "adam", "learning_rate": 0.05}, params, warm + cold)
+    assert not np.array_equal(dense["kernel"][untouched], weights_before["kernel"][untouched])
+
+
+def test_lookahead_k1_alpha1_and_ema_momentum0_reduce_to_the_base_optimizer():
+    params, grads = problem(), gradients(6)
+    base = {"name": "sgd", "learning_rate": 0.1, "momentum": 0.9}
+    _, plain, _ = run_keras(base, params, grads)
+    _, looked, _ = run_keras({**base, "lookahead": {"k": 1, "alpha": 1.0}}, params, grads)
+    optimizer, averaged, _ = run_keras({**base, "ema": {"momentum": 0.0}}, params, grads)
+    for k in params:
+        np.testing.assert_allclose(looked[k], plain[k], atol=ATOL)
+        np.testing.assert_allclose(averaged[k], plain[k], atol=ATOL)
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(optimizer.average_weights()[list(params).index(k)]),
+            plain[k], atol=ATOL)
+
+
+def test_evaluation_weights_swap_in_the_average_and_back():
+    params, grads = problem(), gradients(4)
+    config = {"name": "adam", "learning_rate": 0.1, "ema": {"momentum": 0.5}}
+    variables = [keras.Variable(params[k], name=k) for k in params]
+    optimizer = build_optimizer(config)
+    optimizer.build(variables)
+    with optimizer.evaluation_weights():  # before any update: nothing to average yet
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(variables[0]), params["kernel"])
+    for g in grads:
+        optimizer.apply([keras.ops.convert_to_tensor(g[k]) for k in params], variables)
+    raw = [keras.ops.convert_to_numpy(v) for v in variables]
+    reference = run_reference(config, params, grads)
+    with optimizer.evaluation_weights():
+        for v, k in zip(variables, params):
+            np.testing.assert_allclose(keras.ops.convert_to_numpy(v), reference.ema_weights()[k],
+                                       atol=ATOL)
+    for v, value in zip(variables, raw):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(v), value)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_under_model_fit_with_and_without_xla(jit_compile):
+    """A linear model's MSE gradient is analytic, so fit() can be replayed in NumPy."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(8, 4)).astype("float32")
+    y = rng.normal(size=(8, 3)).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="dense")])
+    config = {"name": "adam", "learning_rate": 0.05, "weight_decay": 0.1,
+              "exclude_from_weight_decay": ["bias"], "layer_adaptation": True,
+              "gradient_accumulation_steps": 2, "lookahead": {"k": 2, "alpha": 0.5},
+              "ema": {"momentum": 0.9}}
+    model.compile(optimizer=build_optimizer(config), loss="mse", jit_compile=jit_compile)
+    kernel, bias = (keras.ops.convert_to_numpy(w) for w in model.weights)
+    reference = Reference({"kernel": kernel, "bias": bias}, **config)
+    model.fit(x, y, batch_size=4, epochs=3, shuffle=False, verbose=0)
+    for _ in range(3):
+        for start in (0, 4):
+            xb, yb = x[start:start + 4].astype(np.float64), y[start:start + 4].astype(np.float64)
+            residual = xb @ reference.params["kernel"] + reference.params["bias"] - yb
+            scale = 2.0 / residual.size
+            reference.step({"kernel": scale * xb.T @ residual, "bias": scale * residual.sum(0)})
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model.weights[0]),
+                               reference.params["kernel"], atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model.weights[1]),
+                               reference.params["bias"], atol=1e-5)
+
+
+def test_accumulation_of_n_micro_batches_equals_one_batch_of_n_times_b():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(10 * 4 * 8, 6)).astype("float32")
+    y = rng.integers(0, 3, size=len(x))
+
+    def train(batch_size: int, accumulation: int):
+        keras.utils.set_random_seed(7)
+        model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(16, activation="tanh"),
+                                  keras.layers.Dense(3)])
+        model.compile(optimizer=build_optimizer({"name": "adam", "learning_rate": 0.01,
+                                                 "gradient_accumulation_steps": accumulation}),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        for start in range(0, len(x), batch_size):
+            model.train_on_batch(x[start:start + batch_size], y[start:start + batch_size])
+        return model
+
+    accumulated, big = train(8, 4), train(32, 1)
+    assert int(accumulated.optimizer.iterations) == int(big.optimizer.iterations) == 10
+    for a, b in zip(accumulated.weights, big.weights):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b),
+                                   atol=1e-5)
