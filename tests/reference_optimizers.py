@@ -85,7 +85,7 @@ class Reference:
             delta = self._base(k, g, lr) * multiplier
             if self.la and not self._match(self.la_exclude, k):
                 theta_norm = np.linalg.norm(theta)
-                step_norm = np.linalg.norm(delta / eta)
+                step_norm = np.linalg.norm(delta / eta) if eta > 0 else 0.0  # r = ‖θ‖/‖Δ/η‖
                 if theta_norm > 0 and step_norm > 0:
                     delta = delta * theta_norm / step_norm
             new = theta + delta

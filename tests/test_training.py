@@ -54,7 +54,7 @@ def test_a_run_writes_the_whole_run_directory_and_eval_scores_it(in_tmp):
     from blogml.runners.rundir import RunDir
 
     runner = build_runner(config_from_run_dir(str(run)), RunDir(run))
-    runner.restore(ckpt.load_checkpoint(run / "checkpoints" / "best"), with_optimizer=False)
+    runner.restore(ckpt.load_checkpoint(run / "checkpoints" / "best"))
     x, y = runner.splits_data["val"]
     logits = keras.ops.convert_to_numpy(runner.model(x, training=False))
     assert scored["accuracy"] == pytest.approx(np.mean(np.argmax(logits, 1) == y), abs=1e-6)

@@ -6,12 +6,14 @@ from keras import ops
 
 
 def trust_ratio(theta, delta, learning_rate):
-    """r = ‖θ‖ / ‖Δ/η‖, and 1 where either norm is 0 (a fresh zero bias, a zero step).
+    """r = ‖θ‖ / ‖Δ/η‖ = η‖θ‖ / ‖Δ‖, and 1 where either norm is 0 (a fresh zero bias, a
+    zero step, a zero learning rate at the start of a warm-up).
 
     Δ/η is the base optimizer's step direction with the learning rate taken out, so the
     rescaled step Δ·r has norm η‖θ‖: each variable moves by the same relative amount.
     """
     theta_norm = ops.sqrt(ops.sum(ops.square(theta)))
-    step_norm = ops.sqrt(ops.sum(ops.square(delta / learning_rate)))
-    defined = ops.logical_and(theta_norm > 0, step_norm > 0)
-    return ops.where(defined, theta_norm / ops.where(defined, step_norm, 1.0), 1.0)
+    delta_norm = ops.sqrt(ops.sum(ops.square(delta)))
+    defined = ops.logical_and(theta_norm > 0, delta_norm > 0)
+    return ops.where(defined, learning_rate * theta_norm / ops.where(defined, delta_norm, 1.0),
+                     1.0)

@@ -10,6 +10,7 @@ needs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -123,11 +124,16 @@ class BaseRunner:
         return {"model": list(self.model.variables),
                 "optimizer": list(self.model.optimizer.variables)}
 
-    def restore(self, checkpoint: ckpt.Checkpoint, with_optimizer: bool = True) -> None:
+    def restore(self, checkpoint: ckpt.Checkpoint) -> None:
         variables = self.checkpoint_variables()
         ckpt.assign_group(checkpoint, "model", variables["model"])
-        if with_optimizer:
-            ckpt.assign_group(checkpoint, "optimizer", variables["optimizer"])
+        ckpt.assign_group(checkpoint, "optimizer", variables["optimizer"])
+
+    def evaluation_weights(self) -> contextlib.AbstractContextManager:
+        """The weights to evaluate, predict and keep as `best` with: the EMA of the weights
+        when the optimizer keeps one for evaluation (`optimizer.ema`), else the weights."""
+        swap = getattr(self.model.optimizer, "evaluation_weights", None)
+        return swap() if swap is not None else contextlib.nullcontext()
 
     # ---- evaluation -------------------------------------------------------------------
 
@@ -235,19 +241,20 @@ class BaseRunner:
     def _validate(self, state: LoopState) -> None:
         """Evaluate on val, log it, and keep `best` when the monitored metric improved."""
         started = self._clock.tick()
-        metrics = self.evaluate("val")
-        state.eval_seconds += self._clock.tick() - started
+        with self.evaluation_weights():
+            metrics = self.evaluate("val")
+            state.eval_seconds += self._clock.tick() - started
+            value = metrics[self.monitor.removeprefix("val_")]
+            better = (state.best_value is None
+                      or (value < state.best_value if self.train_config["monitor_mode"] == "min"
+                          else value > state.best_value))
+            if better:  # `best` holds the weights that were evaluated (EMA ones, with EMA)
+                state.best_value, state.best_step = value, state.step
+                self._save("best", state)
         state.last_eval = metrics
         self._events.write("val", state.step, metrics, time=round(state.wall_seconds, 3))
         log.info("step %d  val %s", state.step,
                  "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
-        value = metrics[self.monitor.removeprefix("val_")]
-        better = (state.best_value is None
-                  or (value < state.best_value if self.train_config["monitor_mode"] == "min"
-                      else value > state.best_value))
-        if better:
-            state.best_value, state.best_step = value, state.step
-            self._save("best", state)
 
     def _save(self, name: str, state: LoopState) -> None:
         self._clock.tick()
@@ -297,8 +304,9 @@ class BaseRunner:
     def evaluate_checkpoint(self, location: str, split: str) -> dict[str, Any]:
         """Metrics of `split` with the weights of a checkpoint folder or file."""
         checkpoint = ckpt.load_checkpoint(location)
-        self.restore(checkpoint, with_optimizer=False)
-        metrics = self.evaluate(split)
+        self.restore(checkpoint)
+        with self.evaluation_weights():
+            metrics = self.evaluate(split)
         return {"split": split, "checkpoint": str(checkpoint.path),
                 "step": checkpoint.meta["loop"]["step"], **metrics}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -207,6 +208,7 @@ def execute(plan: RunPlan) -> Outcome:
         return Outcome(plan.loaded.source, str(plan.run_dir), f"skipped ({plan.skip})", EXIT_OK,
                        summary.get("step"), (best.get("metric"), best.get("value")),
                        summary.get("wall_seconds"))
+    fresh = not plan.run_dir.path.exists()
     if not plan.resume:
         plan.run_dir.create()
         plan.run_dir.config.write_text(dump_config(plan.loaded.values), encoding="utf-8")
@@ -214,6 +216,8 @@ def execute(plan: RunPlan) -> Outcome:
         runner = build_runner(plan.loaded, plan.run_dir)
         result = runner.train(resume=plan.resume)
     except BlogmlError as error:
+        if fresh:  # a problem found while building (e.g. a checkpoint or model mismatch)
+            shutil.rmtree(plan.run_dir.path, ignore_errors=True)
         return Outcome(plan.loaded.source, str(plan.run_dir), "error", EXIT_BAD_INPUT,
                        message=str(error))
     return Outcome(plan.loaded.source, str(plan.run_dir), result.status, result.exit_code,
