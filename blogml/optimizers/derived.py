@@ -28,7 +28,8 @@ from typing import Any
 import keras
 from keras import ops
 
-from blogml.optimizers import accumulation, ema, lazy, layer_adaptation, lookahead, weight_decay
+from blogml.optimizers import (accumulation, control, ema, lazy, layer_adaptation, lookahead,
+                               weight_decay)
 
 log = logging.getLogger("blogml")
 
@@ -159,31 +160,46 @@ class DerivedOptimizer:
     # ---- the update ---------------------------------------------------------------------
 
     def _backend_apply_gradients(self, grads: list, trainable_variables: list) -> None:
+        steps = self.tricks.accumulation_steps
+        if steps == 1:
+            self._update(grads, trainable_variables)
+            return
+        indices = [self._get_variable_index(v) for v in trainable_variables]
+        update_now = accumulation.is_update_step(self._micro_step, steps)
+        sums = [self._accumulators[i].value + ops.convert_to_tensor(g)
+                for i, g in zip(indices, grads)]
+        control.run_if(update_now,
+                       lambda: self._update([s / steps for s in sums], trainable_variables),
+                       written=self._state_for(indices, trainable_variables),
+                       visible=list(self.variables) + list(trainable_variables))
+        for i, total in zip(indices, sums):
+            self._accumulators[i].assign(ops.where(update_now, ops.zeros_like(total), total))
+        self._micro_step.assign((self._micro_step + 1) % steps)
+        # Keras's apply() adds 1 to `iterations` after this method; a micro-batch that is not
+        # an update takes it back, so `iterations` counts applied updates.
+        self._iterations.assign_sub(1 - ops.cast(update_now, self._iterations.dtype))
+
+    def _update(self, grads: list, trainable_variables: list) -> None:
+        """One applied update: base step, then the tricks in §3's order."""
         tricks = self.tricks
         indices = [self._get_variable_index(v) for v in trainable_variables]
         plans = [self._plans[i] for i in indices]
         learning_rate = self.learning_rate  # the schedule at t = updates applied so far
-
-        accumulating = tricks.accumulation_steps > 1
-        if accumulating:
-            update_now = accumulation.is_update_step(self._micro_step, tricks.accumulation_steps)
-            held = self._state_for(indices, trainable_variables)
-            before = [ops.copy(v.value) for v in held]
-            sums = [self._accumulators[i].value + ops.convert_to_tensor(g)
-                    for i, g in zip(indices, grads)]
-            grads = [s / tricks.accumulation_steps for s in sums]
         grads = self._clip_gradients(grads)
         grads = [ops.convert_to_tensor(g) if plan.lazy else g for g, plan in zip(grads, plans)]
-
         previous = {k: ops.copy(v.value) for k, (v, plan) in
                     enumerate(zip(trainable_variables, plans)) if plan.post_processed}
         previous_slots = {k: [ops.copy(s.value) for s in self._slots[indices[k]]]
                           for k, plan in enumerate(plans) if plan.lazy}
-
         if tricks.lookahead_k:
-            first = ops.equal(self._iterations, 0)
-            for i, variable in zip(indices, trainable_variables):
-                self._slow[i].assign(ops.where(first, variable.value, self._slow[i].value))
+            slows = [self._slow[i] for i in indices]
+            # φ starts at θ₀. Set by the first update rather than at build: under model.fit
+            # on TensorFlow the optimizer is built while the step is traced, where an
+            # assign (or an initializer reading θ) would not run exactly once.
+            control.run_if(ops.equal(self._iterations, 0),
+                           lambda: [s.assign(v.value) for s, v in zip(slows,
+                                                                      trainable_variables)],
+                           written=slows, visible=trainable_variables)
 
         self._backend_update_step(grads, trainable_variables, learning_rate)
 
@@ -191,26 +207,14 @@ class DerivedOptimizer:
             self._post_process(trainable_variables[k], plans[k], old, grads[k],
                                self._slots[indices[k]], previous_slots.get(k), learning_rate)
         if tricks.lookahead_k:
-            now = ops.equal((self._iterations + 1) % tricks.lookahead_k, 0)
-            for i, variable in zip(indices, trainable_variables):
-                theta, slow = lookahead.synchronise(variable.value, self._slow[i].value,
-                                                    tricks.lookahead_alpha, now)
-                variable.assign(theta)
-                self._slow[i].assign(slow)
+            control.run_if(ops.equal((self._iterations + 1) % tricks.lookahead_k, 0),
+                           lambda: [lookahead.synchronise(v, s, tricks.lookahead_alpha)
+                                    for v, s in zip(trainable_variables, slows)],
+                           written=list(trainable_variables) + slows, visible=[])
         if tricks.ema_momentum is not None:
             for i, variable in zip(indices, trainable_variables):
                 self._average[i].assign(ema.update(self._average[i].value, variable.value,
                                                    tricks.ema_momentum))
-        if accumulating:
-            for variable, old in zip(held, before):
-                variable.assign(accumulation.keep_if(update_now, variable.value, old))
-            for i, total in zip(indices, sums):
-                self._accumulators[i].assign(
-                    accumulation.keep_if(update_now, ops.zeros_like(total), total))
-            self._micro_step.assign((self._micro_step + 1) % tricks.accumulation_steps)
-            # Keras's apply() adds 1 to `iterations` after this method; a micro-batch that
-            # is not an update takes it back, so `iterations` counts applied updates.
-            self._iterations.assign_sub(1 - ops.cast(update_now, self._iterations.dtype))
 
     def _state_for(self, indices: list[int], trainable_variables: list) -> list[keras.Variable]:
         """Every variable an update may change: weights, base slots, slow weights, averages."""

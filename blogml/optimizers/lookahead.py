@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from keras import ops
+import keras
 
 
-def synchronise(theta, slow, alpha: float, now):
-    """Every k updates: φ ← φ + α(θ − φ), θ ← φ. `now` says whether this update is one.
-
-    Returns the new (θ, φ); both are unchanged when `now` is false.
-    """
-    moved = slow + alpha * (theta - slow)
-    return ops.where(now, moved, theta), ops.where(now, moved, slow)
+def synchronise(fast: keras.Variable, slow: keras.Variable, alpha: float) -> None:
+    """The every-k-updates step: φ ← φ + α(θ − φ), θ ← φ."""
+    moved = slow.value + alpha * (fast.value - slow.value)
+    slow.assign(moved)
+    fast.assign(moved)
