@@ -9,6 +9,8 @@ import pytest
 from blogml.errors import CheckpointError
 from blogml.runners import checkpoint as ckpt
 
+pytestmark = pytest.mark.backend_neutral
+
 
 def variables(seed: float) -> list[keras.Variable]:
     return [keras.Variable(np.full((3, 2), seed, "float32"), name="kernel"),

@@ -12,6 +12,8 @@ import pytest
 from blogml.optimizers import build_optimizer
 from tests.reference_optimizers import Reference
 
+pytestmark = pytest.mark.backend_neutral
+
 ATOL = 1e-6
 
 

@@ -15,7 +15,7 @@ from blogml.runners import checkpoint as ckpt
 from blogml.runners.optbench.runner import OptbenchRunner
 from tests.conftest import write_config
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.backend_neutral]
 
 STOP_AT = 17  # micro-batch 17: 2 into a cycle of 3; update 5: 1 into a Lookahead period of 4
 

@@ -9,6 +9,8 @@ import pytest
 from blogml.errors import ConfigError
 from blogml.optimizers import build_optimizer
 
+pytestmark = pytest.mark.backend_neutral
+
 
 @pytest.mark.parametrize("name, cls", [
     ("sgd", keras.optimizers.SGD), ("adam", keras.optimizers.Adam),

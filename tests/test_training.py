@@ -15,7 +15,7 @@ from blogml.runners.events import read_events
 from blogml.runners.optbench.runner import OptbenchRunner
 from tests.conftest import write_config
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.backend_neutral]
 
 
 def train(*args: str):
