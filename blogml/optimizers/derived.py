@@ -28,8 +28,15 @@ from typing import Any
 import keras
 from keras import ops
 
-from blogml.optimizers import (accumulation, control, ema, lazy, layer_adaptation, lookahead,
-                               weight_decay)
+from blogml.optimizers import (
+    accumulation,
+    control,
+    ema,
+    layer_adaptation,
+    lazy,
+    lookahead,
+    weight_decay,
+)
 
 log = logging.getLogger("blogml")
 

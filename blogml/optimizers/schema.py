@@ -11,8 +11,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from blogml.config.schema import (Bool, Float, Int, Issues, ListOf, MapOf, Pattern, Section, Spec,
-                                  Str, join, suggest)
+from blogml.config.schema import (
+    Bool,
+    Float,
+    Int,
+    Issues,
+    ListOf,
+    MapOf,
+    Pattern,
+    Section,
+    Spec,
+    Str,
+    join,
+    suggest,
+)
 
 
 def _beta(default: float) -> Float:
@@ -58,9 +70,10 @@ COMMON_FIELDS: dict[str, Spec] = {
     # The derived tricks (MISSION §3), applied in the order: accumulate -> base step ->
     # layer adaptation -> weight decay -> lazy mask -> lookahead -> EMA.
     "schedule": Section({
-        "piecewise_linear": MapOf(Int(min=0), Float(min=0.0), doc="learning-rate multiplier at update counts, linear between "
-                                  "(from 0 at t=0 unless a point at 0 is given), constant after",
-                                  min_length=1),
+        "piecewise_linear": MapOf(
+            Int(min=0), Float(min=0.0), min_length=1,
+            doc="learning-rate multiplier at update counts, linear between (from 0 at t=0 "
+                "unless a point at 0 is given), constant after"),
     }, "learning-rate schedule", optional=True),
     "weight_decay": Float(0.0, "decoupled weight decay: θ ← θ + Δ − η·wd·θ", min=0.0),
     "exclude_from_weight_decay": ListOf(Pattern(), [], "variables (name regex) not decayed"),
