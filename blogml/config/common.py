@@ -40,8 +40,10 @@ class Template(Str):
         return value
 
 
-def train_section(metrics: list[str], monitor: str, monitor_mode: str) -> Section:
-    """The `train:` section; `metrics` are the task's eval metric names (for `monitor`)."""
+def train_section(metrics: list[str], monitor: str, monitor_mode: str,
+                  extra: dict[str, Spec] | None = None) -> Section:
+    """The `train:` section; `metrics` are the task's eval metric names (for `monitor`),
+    `extra` the task's own training keys (e.g. how often to draw samples)."""
     return Section({
         "epochs": Int(10, "passes over the training data", min=1),
         "steps_per_epoch": Int(None, "updates per epoch; null: one pass over the training set",
@@ -58,11 +60,13 @@ def train_section(metrics: list[str], monitor: str, monitor_mode: str) -> Sectio
         "monitor_mode": Str(monitor_mode, "whether a lower or higher `monitor` is better",
                             choices=["min", "max"]),
         "jit_compile": Choice(["auto", True, False], "auto", "XLA-compile the train step"),
+        **(extra or {}),
     })
 
 
 def task_schema(task: str, *, data: Section, model: Section, metrics: list[str],
-                monitor: str, monitor_mode: str) -> Section:
+                monitor: str, monitor_mode: str, extra_train: dict[str, Spec] | None = None,
+                validators: list | None = None) -> Section:
     """The whole schema of one task: the shared keys plus its own `data` and `model`."""
     fields: dict[str, Spec] = {
         "task": Str(doc="which experiment this config runs"),
@@ -74,6 +78,6 @@ def task_schema(task: str, *, data: Section, model: Section, metrics: list[str],
         "data": data,
         "model": model,
         "optimizer": OPTIMIZER,
-        "train": train_section(metrics, monitor, monitor_mode),
+        "train": train_section(metrics, monitor, monitor_mode, extra_train),
     }
-    return Section(fields)
+    return Section(fields, validators=validators)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -264,6 +265,25 @@ class MapOf(Spec):
                 issues.items[-1] = (join(path, key), f"key {issues.items[-1][1]}")
             resolved[checked_key] = self.value.check(item, join(path, key), issues)
         return resolved
+
+
+class ExistingPath(Str):
+    """A path that must exist when the config is checked; `hint` says how to make it."""
+
+    def __init__(self, default: Any = _MISSING, doc: str = "", *, hint: str = "",
+                 nullable: bool = False) -> None:
+        super().__init__(default, doc, nullable=nullable)
+        self.hint = hint
+
+    def expected(self) -> str:
+        return "the path of an existing file or folder"
+
+    def _check(self, value: Any, path: str, issues: Issues) -> Any:
+        value = super()._check(value, path, issues)
+        if isinstance(value, str) and not os.path.exists(value):
+            hint = f"; {self.hint}" if self.hint else ""
+            issues.add(path, f"{value!r} does not exist{hint}")
+        return value
 
 
 class Pattern(Str):

@@ -95,6 +95,9 @@ class BaseRunner:
         """`loss` and `metrics` for `model.compile` (the optimizer comes from the config)."""
         raise NotImplementedError
 
+    def after_step(self, step: int) -> None:
+        """Called after every training step (and its validation); e.g. to draw samples."""
+
     # ---- setup ------------------------------------------------------------------------
 
     def setup(self) -> None:
@@ -115,6 +118,10 @@ class BaseRunner:
     @property
     def total_steps(self) -> int:
         return self.train_config["epochs"] * self.steps_per_epoch
+
+    @property
+    def eval_every(self) -> int:
+        return self.train_config["eval_every"] or self.steps_per_epoch
 
     @property
     def monitor(self) -> str:
@@ -183,7 +190,6 @@ class BaseRunner:
 
     def _loop(self, state: LoopState, stop: StopSignal) -> RunResult:
         config = self.train_config
-        eval_every = config["eval_every"] or self.steps_per_epoch
         checkpoint_every = config["checkpoint_every"] or self.steps_per_epoch
         batches = self.train_batches(state.step)
         window_start = time.perf_counter()
@@ -213,8 +219,9 @@ class BaseRunner:
             if end_of_epoch:
                 bar.close()
                 bar = None
-            if state.step % eval_every == 0 or state.step == self.total_steps:
+            if state.step % self.eval_every == 0 or state.step == self.total_steps:
                 self._validate(state)
+            self.after_step(state.step)
             if state.step % checkpoint_every == 0 or end_of_epoch or stop.requested:
                 self._save("last", state)
             if stop.requested:
