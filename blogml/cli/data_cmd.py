@@ -1,0 +1,96 @@
+"""`blogml data synth|prepare`: demo data in the real formats, HDF5 caches for training.
+
+Parses and reports only; the work is in blogml.data (imported per command, so `--help`
+stays fast).
+"""
+
+from __future__ import annotations
+
+import re
+
+import click
+
+SHOWN_REJECTS = 20  # rejected images listed on the terminal; the HDF5 file has them all
+
+
+def _width_height(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+)x(\d+)", value)
+    if not match:
+        raise click.BadParameter(f"{value!r}: expected WIDTHxHEIGHT, e.g. 178x218")
+    return int(match[1]), int(match[2])
+
+
+@click.group()
+def data() -> None:
+    """Datasets: demo data in the real formats, and caches to train from."""
+
+
+@data.group()
+def synth() -> None:
+    """Write small demo datasets in the real formats (no download)."""
+
+
+@synth.command("celeba")
+@click.option("--out", required=True, metavar="DIR", help="Folder to write into.")
+@click.option("--count", default=600, show_default=True, type=click.IntRange(min=1),
+              help="Number of images.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Same seed, byte-identical files.")
+@click.option("--size", default="178x218", show_default=True, metavar="WxH",
+              callback=_width_height, help="Image size (aligned CelebA: 178x218).")
+def synth_celeba(out: str, count: int, seed: int, size: tuple[int, int]) -> None:
+    """Procedural faces in CelebA's layout: DIR/img_align_celeba/000001.jpg ... and
+    DIR/list_eval_partition.txt (about 80/10/10 train/val/test)."""
+    from blogml.data.celeba import IMAGE_FOLDER, PARTITION_FILE
+    from blogml.data.celeba import synth_celeba as write
+
+    counts = write(out, count, seed, size)
+    click.echo(f"wrote {count} images of {size[0]}x{size[1]} to {out}/{IMAGE_FOLDER}/ and "
+               f"{out}/{PARTITION_FILE}: "
+               + ", ".join(f"{split} {n}" for split, n in counts.items()))
+
+
+@data.group()
+def prepare() -> None:
+    """Convert a dataset into the cache training reads."""
+
+
+@prepare.command("celeba")
+@click.option("--src", required=True, metavar="DIR",
+              help="The CelebA folder (holding img_align_celeba/), or any folder of "
+                   ".jpg/.jpeg/.png images.")
+@click.option("--out", required=True, metavar="FILE.h5", help="The HDF5 file to write.")
+@click.option("--size", default="64", show_default=True, type=click.Choice(["64", "128"]),
+              help="Side of the square images stored.")
+@click.option("--crop", type=click.IntRange(min=1), metavar="PX",
+              help="Side of the centred square cut before resizing  [default: 140 for "
+                   "img_align_celeba/, else the largest centred square]")
+@click.option("--split-file", metavar="PATH",
+              help="Partition lines '<image> <0|1|2>' (0 train, 1 val, 2 test)  [default: "
+                   "DIR/list_eval_partition.txt if present, else a random 80/10/10 split]")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Seed of the random split (used without a partition file).")
+def prepare_celeba(src: str, out: str, size: str, crop: int | None, split_file: str | None,
+                   seed: int) -> None:
+    """Centre-crop, resize (Lanczos) and store the images of DIR as uint8 arrays, one
+    dataset per split (train, val, test), in FILE.h5.
+
+    Resumable: after a kill or Ctrl-C, the same command continues where it stopped.
+    Unreadable images are skipped and listed (exit 0); exit 2 if none could be read.
+    """
+    from blogml.data.celeba import prepare_celeba as convert
+
+    prepared = convert(src, out, int(size), crop, split_file, seed,
+                       notify=lambda message: click.echo(message, err=True))
+    crop_text = f"{prepared.crop} px" if prepared.crop else "largest square"
+    click.echo(f"wrote {prepared.path}: {prepared.size}x{prepared.size}, "
+               + ", ".join(f"{split} {n}" for split, n in prepared.counts.items())
+               + f" (centre crop {crop_text}, Lanczos)")
+    if prepared.rejected:
+        count = len(prepared.rejected)
+        click.echo(f"skipped {count} image{'s' if count > 1 else ''} that could not be "
+                   f"converted (all listed in {prepared.path} under rejected/):", err=True)
+        for name, reason in prepared.rejected[:SHOWN_REJECTS]:
+            click.echo(f"  {name}: {reason}", err=True)
+        if count > SHOWN_REJECTS:
+            click.echo(f"  ... and {count - SHOWN_REJECTS} more", err=True)
