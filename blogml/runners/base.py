@@ -19,12 +19,13 @@ import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import keras
 
 from blogml.data.batches import Batch
-from blogml.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from blogml.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BlogmlError
 from blogml.optimizers import build_optimizer
 from blogml.runners import checkpoint as ckpt
 from blogml.runners.console import progress_bar, run_logging
@@ -306,17 +307,15 @@ class BaseRunner:
         except Exception:  # plots are a convenience; never fail a finished run over one
             log.warning("could not draw plots:\n%s", traceback.format_exc())
 
-    # ---- scoring a saved run -------------------------------------------------------------
+    # ---- using a saved run ---------------------------------------------------------------
 
-    def evaluate_checkpoint(self, location: str, split: str) -> dict[str, Any]:
-        """Metrics of `split` with the weights of a checkpoint folder or file."""
-        checkpoint = ckpt.load_checkpoint(location)
-        self.restore(checkpoint)
-        with self.evaluation_weights():
-            metrics = self.evaluate(split)
-        return {"split": split, "checkpoint": str(checkpoint.path),
-                "step": checkpoint.meta["loop"]["step"], **metrics}
+    def predict(self, input_path: Path, output_path: Path) -> Path:
+        """Write predictions for `input_path`; tasks that predict override this."""
+        raise BlogmlError(f"task {self.config['task']} has no `blogml predict`")
 
+    def sample(self, output_path: Path, count: int, temperature: float, seed: int) -> Path:
+        """Write `count` samples as a PNG grid; generative tasks override this."""
+        raise BlogmlError(f"task {self.config['task']} has no `blogml sample`")
 
 class _RunClock:
     """Accumulates the run's wall time into its loop state, across resumes."""

@@ -8,6 +8,7 @@ in `execute`, after the backend is set.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import sys
@@ -185,19 +186,54 @@ def _native_stderr_silenced() -> Iterator[None]:
         os.close(saved)
 
 
-def build_runner(loaded: LoadedConfig, run_dir: RunDir) -> Any:
-    """The task's runner, set up (data, model, optimizer built)."""
+def build_runner(loaded: LoadedConfig, run_dir: RunDir, fresh_session: bool = True) -> Any:
+    """The task's runner, set up (data, model, optimizer built).
+
+    `fresh_session=False` for a runner built inside another's setup (the prior loads its
+    VQ-VAE run): clearing the session then would pull the ground from under the caller.
+    """
     from blogml.runners.registry import TASKS
 
     select_backend(loaded.values["backend"])
-    import keras
+    if fresh_session:
+        import keras
 
-    # A fresh session per run: variable names (and so checkpoint paths) do not depend on
-    # what ran before in this process.
-    keras.backend.clear_session()
+        # A fresh session per run: variable names (and so checkpoint paths) do not depend
+        # on what ran before in this process.
+        keras.backend.clear_session()
     runner = TASKS[loaded.task].runner_class()(loaded.values, run_dir, loaded.source)
     runner.setup()
     return runner
+
+
+def trained_runner(run_dir: str, checkpoint: str = "best") -> tuple[Any, Any]:
+    """(runner, checkpoint) of RUN_DIR, with the checkpoint (best, last, or a path) restored."""
+    from blogml.runners.checkpoint import load_checkpoint
+
+    run = RunDir(run_dir)
+    if not run.is_run():
+        raise RunDirError(f"{run_dir}: not a run directory (no config.yaml)")
+    location = run.checkpoint(checkpoint) if checkpoint in ("best", "last") else Path(checkpoint)
+    loaded = load_checkpoint(location)  # before building: a bad path fails fast
+    runner = build_runner(config_from_run_dir(run_dir), run)
+    runner.restore(loaded)
+    return runner, loaded
+
+
+def evaluate_run(run_dir: str, checkpoint: str, split: str) -> dict[str, Any]:
+    """Metrics of `split` with a checkpoint's weights (the EMA ones when the run keeps
+    an EMA for evaluation); also written to RUN_DIR/eval_<split>.json."""
+    runner, loaded = trained_runner(run_dir, checkpoint)
+    if split not in runner.splits:
+        raise BlogmlError(f"--split {split}: the splits of task {runner.config['task']} are "
+                          + ", ".join(runner.splits))
+    with runner.evaluation_weights():
+        metrics = runner.evaluate(split)
+    result = {"split": split, "checkpoint": str(loaded.path), "step": loaded.meta["loop"]["step"],
+              **metrics}
+    (Path(run_dir) / f"eval_{split}.json").write_text(json.dumps(result, indent=2) + "\n",
+                                                       encoding="utf-8")
+    return result
 
 
 def execute(plan: RunPlan) -> Outcome:

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 from blogml.config.schema import Section
 from blogml.runners.optbench import schema as optbench_schema
+from blogml.runners.vqvae import schema as vqvae_schema
+from blogml.runners.vqvae_prior import schema as vqvae_prior_schema
 
 if TYPE_CHECKING:
     from blogml.runners.base import BaseRunner
@@ -27,4 +29,7 @@ class Task:
 TASKS: dict[str, Task] = {
     "optbench": Task("optbench", optbench_schema.SCHEMA,
                      "blogml.runners.optbench.runner:OptbenchRunner"),
+    "vqvae": Task("vqvae", vqvae_schema.SCHEMA, "blogml.runners.vqvae.runner:VQVAERunner"),
+    "vqvae_prior": Task("vqvae_prior", vqvae_prior_schema.SCHEMA,
+                        "blogml.runners.vqvae_prior.runner:VQVAEPriorRunner"),
 }

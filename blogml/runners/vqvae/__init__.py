@@ -1,0 +1,1 @@
+"""`task: vqvae`: the seed's VQ-VAE on CelebA (or any HDF5 image cache)."""

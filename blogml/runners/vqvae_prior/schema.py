@@ -1,0 +1,31 @@
+"""Config schema of `task: vqvae_prior`."""
+
+from blogml.config.common import task_schema
+from blogml.config.schema import ExistingPath, Float, Int, Section, Str
+
+DATA = Section({
+    "vqvae_run": ExistingPath(doc="run directory of a trained `task: vqvae` run",
+                              hint="train one first, e.g. `blogml train configs/vqvae/demo.yaml`"),
+    "checkpoint": Str("best", "which of its checkpoints encodes the images",
+                      choices=["best", "last"]),
+}, "code grids of the vqvae run's data, encoded once and cached in <vqvae_run>/codes_*.h5")
+
+MODEL = Section({
+    "hidden": Int(128, "width of the transformer", min=8),
+    "layers": Int(4, "causal self-attention blocks", min=1),
+    "heads": Int(4, "attention heads (must divide hidden)", min=1),
+    "dropout": Float(0.1, "dropout in the blocks", min=0.0, max=0.9),
+}, "causal transformer over the flattened code grid (code + row + column embeddings)")
+
+METRICS = ["loss", "bits_per_code"]
+
+SCHEMA = task_schema(
+    "vqvae_prior", data=DATA, model=MODEL, metrics=METRICS, monitor="val_bits_per_code",
+    monitor_mode="min",
+    extra_train={
+        "sample_every": Int(None, "steps between sample grids in samples/; null: every "
+                                  "validation", min=1),
+        "sample_count": Int(16, "images per sample grid", min=1, max=256),
+        "temperature": Float(1.0, "sampling temperature of the grids in samples/", min=0.0,
+                             min_exclusive=True),
+    })
