@@ -37,12 +37,17 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from blogml.cli import config_cmd, eval_cmd, runs_cmd, train_cmd
+    from blogml.cli import (bench_cmd, config_cmd, data_cmd, eval_cmd, runs_cmd, sample_cmd,
+                            train_cmd)
 
     cli.add_command(train_cmd.train)
     cli.add_command(eval_cmd.evaluate)
     cli.add_command(runs_cmd.runs)
     cli.add_command(config_cmd.config)
+    cli.add_command(bench_cmd.bench)
+    cli.add_command(sample_cmd.predict)
+    cli.add_command(sample_cmd.sample)
+    cli.add_command(data_cmd.data)
 
 
 _register()

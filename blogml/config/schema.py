@@ -357,7 +357,10 @@ def reference(section: Section, path: str = "") -> list[tuple[str, str, str, str
                 rows.append((key, "a mapping (the keys below) or null", "null", spec.doc))
             rows.extend(reference(spec, key))
             continue
-        default = "required" if spec.required else spec.default()
-        default = json.dumps(default) if isinstance(default, (list, dict)) else show(default)
+        if spec.required:
+            default = "required"
+        else:
+            value = spec.default()
+            default = json.dumps(value) if isinstance(value, (list, dict)) else show(value)
         rows.append((key, spec.expected(), default, spec.doc))
     return rows

@@ -1,4 +1,4 @@
-"""`task: optbench`: an MLP on a synthetic classification set, trained by one optimizer."""
+"""`task: optbench`: one optimizer trains one synthetic problem (`data.problem`)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from typing import Any
 import keras
 
 from blogml.data.batches import ArrayBatches, Batch, eval_batches
-from blogml.data.synthetic import teacher_splits
-from blogml.models.mlp import build_mlp
 from blogml.runners.base import BaseRunner
+from blogml.runners.optbench.problems import PROBLEMS
 
 
 class OptbenchRunner(BaseRunner):
@@ -18,9 +17,8 @@ class OptbenchRunner(BaseRunner):
 
     def build_data(self) -> None:
         data = self.config["data"]
-        self.splits_data = teacher_splits(
-            {"train": data["num_train"], "val": data["num_val"], "test": data["num_test"]},
-            data["num_features"], data["num_classes"], data["label_noise"], self.config["seed"])
+        self.problem = PROBLEMS[data["problem"]].builder()
+        self.splits_data = self.problem.splits(data, self.config["seed"])
         self._train = ArrayBatches(self.splits_data["train"], self.train_config["batch_size"],
                                    self.config["seed"])
         self.batches_per_pass = self._train.batches_per_pass
@@ -32,10 +30,8 @@ class OptbenchRunner(BaseRunner):
         return eval_batches(self.splits_data[split], max(self.train_config["batch_size"], 256))
 
     def build_model(self) -> keras.Model:
-        data, model = self.config["data"], self.config["model"]
-        return build_mlp(data["num_features"], data["num_classes"], model["hidden_units"],
-                         model["activation"], model["dropout"], seed=self.config["seed"])
+        return self.problem.build_model(self.config["data"], self.config["model"],
+                                        self.config["seed"])
 
     def compile_args(self) -> dict[str, Any]:
-        return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                "metrics": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]}
+        return self.problem.compile_args(self.config["data"], self.config["model"])

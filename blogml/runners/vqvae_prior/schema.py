@@ -1,7 +1,9 @@
 """Config schema of `task: vqvae_prior`."""
 
+from typing import Any
+
 from blogml.config.common import task_schema
-from blogml.config.schema import ExistingPath, Float, Int, Section, Str
+from blogml.config.schema import ExistingPath, Float, Int, Issues, Section, Str, join
 
 DATA = Section({
     "vqvae_run": ExistingPath(doc="run directory of a trained `task: vqvae` run",
@@ -10,12 +12,20 @@ DATA = Section({
                       choices=["best", "last"]),
 }, "code grids of the vqvae run's data, encoded once and cached in <vqvae_run>/codes_*.h5")
 
+
+def _check_heads(model: dict[str, Any], path: str, issues: Issues) -> None:
+    if model["hidden"] % model["heads"]:
+        issues.add(join(path, "heads"), f"must divide model.hidden ({model['hidden']}), got "
+                                        f"{model['heads']}")
+
+
 MODEL = Section({
     "hidden": Int(128, "width of the transformer", min=8),
     "layers": Int(4, "causal self-attention blocks", min=1),
     "heads": Int(4, "attention heads (must divide hidden)", min=1),
     "dropout": Float(0.1, "dropout in the blocks", min=0.0, max=0.9),
-}, "causal transformer over the flattened code grid (code + row + column embeddings)")
+}, "causal transformer over the flattened code grid (code + row + column embeddings)",
+    validators=[_check_heads])
 
 METRICS = ["loss", "bits_per_code"]
 

@@ -1,0 +1,102 @@
+"""Run a bench: plan every cell first, run them in order under one progress bar, then write
+results.csv, the plots and report.md from the runs' own records.
+
+Each cell is planned like `blogml train CONFIG --run-dir CELL_DIR --resume`: a finished
+run is reused as it is, an interrupted one continues from its last checkpoint, and a
+missing one starts. Re-running a bench therefore redoes no finished work, and since every
+run is a function of its config and seed, its numbers do not change.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from blogml.bench.claims import ClaimResult, evaluate_claims
+from blogml.bench.grid import Bench, load_bench
+from blogml.bench.plots import plot_bench
+from blogml.bench.report import write_report
+from blogml.bench.results import collect, write_csv
+from blogml.errors import EXIT_INTERRUPTED, BlogmlError, ConfigError, RunDirError
+from blogml.runners.console import interactive
+from blogml.runners.launch import Outcome, RunPlan, execute, plan_runs
+
+
+@dataclass(frozen=True)
+class BenchOutcome:
+    outcomes: list[Outcome]  # one per run that was started or reused, in grid order
+    results: Path | None = None  # None: interrupted before the outputs were written
+    report: Path | None = None
+    claims: tuple[ClaimResult, ...] = ()
+
+
+def plan_cells(bench: Bench) -> list[RunPlan]:
+    """One plan per cell, in grid order; one RunDirError naming every cell that cannot run."""
+    plans, problems = [], []
+    for cell in bench.cells:
+        try:
+            plans.extend(plan_runs([cell.loaded], str(cell.run_dir), resume=True))
+        except BlogmlError as error:
+            problems.append(str(error))
+    if problems:
+        raise RunDirError("\n".join(problems) + "\n(to run a cell again from scratch, delete "
+                          f"its run directory; to start a new bench, change out_dir in "
+                          f"{bench.source})")
+    return plans
+
+
+def prepare(paths: Sequence[str]) -> list[tuple[Bench, list[RunPlan]]]:
+    """Load, check and plan every bench file before anything runs.
+
+    Raises one ConfigError listing every mistake of every file, then one RunDirError
+    listing every run directory that cannot be used.
+    """
+    benches, issues = [], []
+    for path in paths:
+        try:
+            benches.append(load_bench(path))
+        except ConfigError as error:
+            issues.extend(error.issues)
+    if issues:
+        raise ConfigError(issues)
+    plans, problems = [], []
+    for bench in benches:
+        try:
+            plans.append(plan_cells(bench))
+        except RunDirError as error:
+            problems.append(str(error))
+    if problems:
+        raise RunDirError("\n".join(problems))
+    return list(zip(benches, plans))
+
+
+def _say(message: str) -> None:
+    tqdm.write(message, file=sys.stderr)
+
+
+def run_bench(bench: Bench, plans: list[RunPlan]) -> BenchOutcome:
+    """Run (or reuse) every planned cell, then write the outputs; stops at an interrupted run."""
+    outcomes = []
+    with tqdm(total=len(plans), desc="bench", unit="run", disable=not interactive(),
+              file=sys.stderr, dynamic_ncols=True) as bar:
+        for index, (cell, plan) in enumerate(zip(bench.cells, plans), start=1):
+            bar.set_postfix_str(cell.name)
+            outcome = execute(plan)
+            outcomes.append(outcome)
+            bar.update(1)
+            if bar.disable:
+                _say(f"bench [{index}/{len(plans)}] {cell.name}: {outcome.status}")
+            if outcome.exit_code == EXIT_INTERRUPTED:
+                _say(f"bench interrupted at {cell.name}; run the same command again to continue")
+                return BenchOutcome(outcomes)
+    bench.out_dir.mkdir(parents=True, exist_ok=True)
+    rows = collect(bench)
+    results = bench.out_dir / "results.csv"
+    write_csv(rows, results)
+    claims = evaluate_claims(bench)
+    report = write_report(bench, rows, plot_bench(bench), claims)
+    return BenchOutcome(outcomes, results, report, tuple(claims))

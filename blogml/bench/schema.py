@@ -1,0 +1,233 @@
+"""The bench YAML of `blogml bench optimizers`, checked with the config schema primitives.
+
+    bench: optimizers
+    out_dir: runs/bench/{config}
+    seeds: [0, 1, 2]
+    problems:        # name -> optbench data/model/train sections (+ target_loss, optimizers)
+      quadratic: {data: {problem: noisy_quadratic}, train: {...}, target_loss: 11.0}
+    optimizers:      # name -> an `optimizer:` section
+      sgd: {name: sgd, learning_rate: 0.1}
+    claims:          # name -> a statement the report checks against the runs
+      lookahead: {kind: steadier, cell: quadratic/sgd_lookahead, baseline: quadratic/sgd}
+
+Problem and optimizer sections are checked by the very schemas `blogml train` uses, under
+their bench key path (`problems.quadratic.data.dim`), so a mistake reads the same here.
+Nothing here imports Keras.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from blogml.config.common import Template
+from blogml.config.schema import (
+    Float,
+    Int,
+    Issues,
+    ListOf,
+    MapOf,
+    Pattern,
+    Section,
+    Spec,
+    Str,
+    join,
+    show,
+    suggest,
+)
+from blogml.optimizers.schema import OPTIMIZER
+from blogml.runners.optbench.schema import SCHEMA as OPTBENCH
+
+TASK_PARTS = ("data", "model", "train")  # a problem's sections that go into its runs' configs
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class Name(Str):
+    """A problem, optimizer or claim name; it becomes a directory name."""
+
+    def expected(self) -> str:
+        return "a name of letters, digits, '_', '.' or '-'"
+
+    def _check(self, value: Any, path: str, issues: Issues) -> Any:
+        if not isinstance(value, str) or not _NAME.match(value):
+            return self._reject(value, path, issues)
+        return value
+
+
+class CellName(Str):
+    """`problem/optimizer`: one cell of the grid (all its seeds)."""
+
+    def expected(self) -> str:
+        return "PROBLEM/OPTIMIZER, e.g. quadratic/sgd"
+
+    def _check(self, value: Any, path: str, issues: Issues) -> Any:
+        parts = value.split("/") if isinstance(value, str) else []
+        if len(parts) != 2 or not all(_NAME.match(part) for part in parts):
+            return self._reject(value, path, issues)
+        return value
+
+
+PROBLEM_OWN: dict[str, Spec] = {
+    "target_loss": Float(None, "training loss to reach: results.csv gives the first logged "
+                               "step whose (window-mean) train loss is at or below it"),
+    "optimizers": ListOf(Name(), None, "the optimizers run on this problem (default: all)",
+                         min_length=1),
+}
+
+
+class ProblemEntry(Section):
+    """One `problems:` entry: the optbench `data`/`model`/`train` sections plus bench keys.
+
+    The three sections are checked together by the optbench schema, since `data.problem`
+    decides which `model` keys and `train.monitor` values are valid.
+    """
+
+    def __init__(self) -> None:
+        super().__init__({**{part: OPTBENCH.fields[part] for part in TASK_PARTS},
+                          **PROBLEM_OWN}, "a problem of the grid")
+
+    def _check(self, value: Any, path: str, issues: Issues) -> Any:
+        value = {} if value is None else value
+        if not isinstance(value, Mapping):
+            return self._reject(value, path, issues)
+        for key in value:
+            if key not in self.fields:
+                issues.add(join(path, key), f"unknown key; {suggest(str(key), list(self.fields))}")
+        task = OPTBENCH.check({"task": "optbench",
+                               **{k: v for k, v in value.items() if k in TASK_PARTS}},
+                              path, issues)
+        own = Section(PROBLEM_OWN).check({k: v for k, v in value.items() if k in PROBLEM_OWN},
+                                         path, issues)
+        return {**{part: task[part] for part in TASK_PARTS}, **own}
+
+
+CLAIM_COMMON: dict[str, Spec] = {
+    "kind": Str(doc="what is claimed: same_result, steadier or untouched_rows",
+                choices=["same_result", "steadier", "untouched_rows"]),
+    "statement": Str(None, "the claim in words, for the report (default: from the kind)"),
+    "cell": CellName(doc="the runs the claim is about"),
+    "baseline": CellName(doc="the runs they are compared with"),
+}
+
+_CLAIM_METRIC = Str("val_loss", "what is compared: loss (the logged training loss) or "
+                                "val_<metric> (an evaluation metric of the problem)")
+
+CLAIM_KINDS: dict[str, dict[str, Spec]] = {
+    # `cell` ends where `baseline` ends: |final metric of cell − baseline| <= tolerance per seed
+    "same_result": {
+        "metric": _CLAIM_METRIC,
+        "tolerance": Float(1e-3, "largest allowed difference, per seed", min=0.0),
+    },
+    # `cell` fluctuates less: std of the metric over the last part of training is lower
+    "steadier": {
+        "metric": _CLAIM_METRIC,
+        "last_fraction": Float(0.5, "the part of training (by step) whose values are compared",
+                               min=0.0, max=1.0, min_exclusive=True),
+    },
+    # `cell` leaves the rows of `variable` absent from the training data bit-identical
+    "untouched_rows": {
+        "variable": Pattern("embeddings", "the variable (name regex) whose rows are compared; "
+                                          "an embedding_bag problem's embedding table"),
+    },
+}
+
+
+class ClaimSection(Section):
+    """A claim; which keys it takes depends on its `kind`."""
+
+    def __init__(self) -> None:
+        fields = dict(CLAIM_COMMON)
+        for kind_fields in CLAIM_KINDS.values():
+            fields.update(kind_fields)
+        super().__init__(fields, "a claim checked against the runs")
+
+    def _check(self, value: Any, path: str, issues: Issues) -> Any:
+        if not isinstance(value, Mapping):
+            return self._reject(value, path, issues)
+        kind = value.get("kind")
+        if kind not in CLAIM_KINDS:
+            if "kind" in value:
+                CLAIM_COMMON["kind"].check(kind, join(path, "kind"), issues)
+            else:
+                issues.add(join(path, "kind"),
+                           f"missing required key ({CLAIM_COMMON['kind'].expected()})")
+            return value
+        fields = {**CLAIM_COMMON, **CLAIM_KINDS[kind]}
+        known = {}
+        for key, item in value.items():
+            owners = [k for k, specs in CLAIM_KINDS.items() if key in specs]
+            if key not in fields and owners:
+                issues.add(join(path, key), f"is a key of {', '.join(owners)} claims, not of "
+                                            f"{kind}; remove it or change kind")
+            else:
+                known[key] = item
+        return Section(fields).check(known, path, issues)
+
+
+def optimizers_of(bench: dict[str, Any], problem: str) -> list[str]:
+    """The optimizers a problem runs, in the order of the `optimizers:` section."""
+    chosen = bench["problems"][problem]["optimizers"]
+    return [name for name in bench["optimizers"] if chosen is None or name in chosen]
+
+
+def _check_names(bench: dict[str, Any], path: str, issues: Issues) -> None:
+    """Every name refers to something defined, and every optimizer runs somewhere."""
+    seen: set[int] = set()
+    for i, seed in enumerate(bench["seeds"]):
+        if seed in seen:
+            issues.add(join(path, f"seeds[{i}]"), f"repeats seed {seed}")
+        seen.add(seed)
+    optimizers = list(bench["optimizers"])
+    used: set[str] = set()
+    for name, problem in bench["problems"].items():
+        for i, optimizer in enumerate(problem["optimizers"] or []):
+            if optimizer not in optimizers:
+                issues.add(join(path, f"problems.{name}.optimizers[{i}]"),
+                           f"unknown optimizer {optimizer!r}; {suggest(optimizer, optimizers)}")
+        used.update(optimizers_of(bench, name))
+    for name in optimizers:
+        if name not in used:
+            issues.add(join(path, f"optimizers.{name}"),
+                       "runs on no problem (none lists it in its optimizers); add it to one "
+                       "or remove it")
+    for name, claim in bench["claims"].items():
+        _check_claim(bench, claim, join(path, f"claims.{name}"), issues)
+
+
+def _check_claim(bench: dict[str, Any], claim: dict[str, Any], path: str,
+                 issues: Issues) -> None:
+    problems = list(bench["problems"])
+    for role in ("cell", "baseline"):
+        problem, optimizer = claim[role].split("/")
+        where = join(path, role)
+        if problem not in problems:
+            issues.add(where, f"unknown problem {problem!r}; {suggest(problem, problems)}")
+            continue
+        if optimizer not in optimizers_of(bench, problem):
+            issues.add(where, f"optimizer {optimizer!r} does not run on problem {problem!r} "
+                              f"(it runs {', '.join(optimizers_of(bench, problem))})")
+            continue
+        data = bench["problems"][problem]["data"]
+        if claim["kind"] == "untouched_rows" and data["problem"] != "embedding_bag":
+            issues.add(where, f"problem {problem!r} is {data['problem']}; untouched_rows "
+                              "needs an embedding_bag problem")
+        elif "metric" in claim:
+            metrics = ["loss"] + OPTBENCH.monitors(data["problem"])
+            if claim["metric"] not in metrics:
+                issues.add(join(path, "metric"), f"{problem} logs no {show(claim['metric'])}; "
+                                                 f"expected one of: {', '.join(metrics)}")
+
+
+BENCH = Section({
+    "bench": Str(doc="which benchmark this file describes", choices=["optimizers"]),
+    "out_dir": Template("runs/bench/{config}", "the bench directory (runs, results.csv, "
+                        "report.md, plots); {config}: the file's stem", ["config"]),
+    "backend": OPTBENCH.fields["backend"],
+    "seeds": ListOf(Int(min=0), [0], "every cell runs once per seed", min_length=1),
+    "problems": MapOf(Name(), ProblemEntry(), doc="name -> optbench data/model/train sections",
+                      min_length=1),
+    "optimizers": MapOf(Name(), OPTIMIZER, doc="name -> an optimizer section (MISSION §3)",
+                        min_length=1),
+    "claims": MapOf(Name(), ClaimSection(), {}, "name -> a claim the report checks"),
+}, "an optimizer benchmark", validators=[_check_names])
