@@ -84,3 +84,16 @@ def test_sigterm_then_resume_equals_an_uninterrupted_run(tmp_path):
     np.testing.assert_allclose([v for *_, v in resumed_record], [v for *_, v in straight_record],
                                atol=1e-6)
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "finished"
+
+
+def test_eval_and_resume_use_the_backend_of_the_run(tmp_path):
+    """A run trained on JAX is scored on JAX: Keras is imported only after the run's
+    config has set KERAS_BACKEND (a TensorFlow import first would make that impossible)."""
+    config = write_config(tmp_path, "on_jax", backend="jax", train={"epochs": 1})
+    trained = run_blogml(["train", str(config)], tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    summary = json.loads((tmp_path / "runs/on_jax/summary.json").read_text())
+    assert summary["versions"]["backend"] == "jax"
+    scored = run_blogml(["eval", "runs/on_jax", "--checkpoint", "last"], tmp_path)
+    assert scored.returncode == 0, scored.stderr
+    assert json.loads(scored.stdout)["step"] == summary["step"]

@@ -208,14 +208,16 @@ def build_runner(loaded: LoadedConfig, run_dir: RunDir, fresh_session: bool = Tr
 
 def trained_runner(run_dir: str, checkpoint: str = "best") -> tuple[Any, Any]:
     """(runner, checkpoint) of RUN_DIR, with the checkpoint (best, last, or a path) restored."""
-    from blogml.runners.checkpoint import load_checkpoint
-
     run = RunDir(run_dir)
     if not run.is_run():
         raise RunDirError(f"{run_dir}: not a run directory (no config.yaml)")
+    config = config_from_run_dir(run_dir)
+    select_backend(config.values["backend"])  # before anything imports Keras
+    from blogml.runners.checkpoint import load_checkpoint
+
     location = run.checkpoint(checkpoint) if checkpoint in ("best", "last") else Path(checkpoint)
     loaded = load_checkpoint(location)  # before building: a bad path fails fast
-    runner = build_runner(config_from_run_dir(run_dir), run)
+    runner = build_runner(config, run)
     runner.restore(loaded)
     return runner, loaded
 
