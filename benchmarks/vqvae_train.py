@@ -71,7 +71,7 @@ def time_fit(images, cache: Path, epochs: int) -> float:
     return time.perf_counter() - start
 
 
-def main(repeats: int = 2) -> None:
+def main(repeats: int = 3) -> None:
     from blogml.data.hdf5 import to_unit_range
 
     with tempfile.TemporaryDirectory() as folder:
