@@ -37,8 +37,16 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from blogml.cli import (bench_cmd, config_cmd, data_cmd, eval_cmd, runs_cmd, sample_cmd,
-                            train_cmd)
+    from blogml.cli import (
+        bench_cmd,
+        config_cmd,
+        data_cmd,
+        eval_cmd,
+        runs_cmd,
+        sample_cmd,
+        score_cmd,
+        train_cmd,
+    )
 
     cli.add_command(train_cmd.train)
     cli.add_command(eval_cmd.evaluate)
@@ -48,6 +56,7 @@ def _register() -> None:
     cli.add_command(sample_cmd.predict)
     cli.add_command(sample_cmd.sample)
     cli.add_command(data_cmd.data)
+    cli.add_command(score_cmd.score)
 
 
 _register()
