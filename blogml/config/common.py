@@ -64,6 +64,15 @@ def train_section(metrics: list[str], monitor: str, monitor_mode: str,
     })
 
 
+def sample_keys(count: int, max_count: int) -> dict[str, Spec]:
+    """`train.sample_every`/`train.sample_count` of tasks that draw samples/ grids."""
+    return {
+        "sample_every": Int(None, "steps between sample grids in samples/; null: every "
+                                  "validation", min=1),
+        "sample_count": Int(count, "images per sample grid", min=1, max=max_count),
+    }
+
+
 def task_schema(task: str, *, data: Section, model: Section, metrics: list[str],
                 monitor: str, monitor_mode: str, extra_train: dict[str, Spec] | None = None,
                 validators: list | None = None) -> Section:

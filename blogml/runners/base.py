@@ -96,8 +96,9 @@ class BaseRunner:
         """`loss` and `metrics` for `model.compile` (the optimizer comes from the config)."""
         raise NotImplementedError
 
-    def after_step(self, step: int) -> None:
-        """Called after every training step (and its validation); e.g. to draw samples."""
+    def draw_samples(self, step: int) -> None:
+        """Write this step's samples/ grids; tasks with `train.sample_every` override it."""
+        raise NotImplementedError
 
     # ---- setup ------------------------------------------------------------------------
 
@@ -222,7 +223,7 @@ class BaseRunner:
                 bar = None
             if state.step % self.eval_every == 0 or state.step == self.total_steps:
                 self._validate(state)
-            self.after_step(state.step)
+            self._sample_if_due(state.step)
             if state.step % checkpoint_every == 0 or end_of_epoch or stop.requested:
                 self._save("last", state)
             if stop.requested:
@@ -233,6 +234,16 @@ class BaseRunner:
                                     "resume with --resume")
         self._save("last", state)
         return self._finish(state, "finished", EXIT_OK, "")
+
+    def _sample_if_due(self, step: int) -> None:
+        """Every `train.sample_every` steps (default: with each validation) and at the end,
+        with the evaluation weights, for tasks whose config has sample keys."""
+        if "sample_every" not in self.train_config:
+            return
+        every = self.train_config["sample_every"] or self.eval_every
+        if step % every == 0 or step == self.total_steps:
+            with self.evaluation_weights():
+                self.draw_samples(step)
 
     def _log_train(self, state: LoopState, epoch: int, speed: float, bar: Any) -> None:
         """Write the means of the logging window, then start a new window."""

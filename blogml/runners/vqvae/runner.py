@@ -125,13 +125,7 @@ class VQVAERunner(BaseRunner):
                 images.append(square_image(path, 0, self.image_size))
         return [p.name for p in files], np.stack(images)
 
-    def after_step(self, step: int) -> None:
-        every = self.train_config["sample_every"] or self.eval_every
-        if step % every == 0 or step == self.total_steps:
-            with self.evaluation_weights():
-                self.write_samples(step)
-
-    def write_samples(self, step: int) -> None:
+    def draw_samples(self, step: int) -> None:
         """samples/reconstructions_<step>.png (originals over reconstructions) and
         samples/interpolation_<step>.png (decoded straight lines between encodings)."""
         count = self.train_config["sample_count"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from blogml.config.common import task_schema
+from blogml.config.common import sample_keys, task_schema
 from blogml.config.schema import ExistingPath, Float, Int, Issues, Section, Str, join
 
 DATA = Section({
@@ -45,9 +45,5 @@ def _check_codebook(config: dict[str, Any], path: str, issues: Issues) -> None:
 
 SCHEMA = task_schema(
     "vqvae", data=DATA, model=MODEL, metrics=METRICS, monitor="val_psnr", monitor_mode="max",
-    extra_train={
-        "sample_every": Int(None, "steps between sample grids in samples/; null: every "
-                                  "validation", min=1),
-        "sample_count": Int(8, "images per sample grid", min=1, max=64),
-    },
+    extra_train=sample_keys(8, 64),
     validators=[_check_codebook])

@@ -93,13 +93,10 @@ class VQVAEPriorRunner(BaseRunner):
         return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                 "metrics": [bits_per_code]}
 
-    def after_step(self, step: int) -> None:
-        every = self.train_config["sample_every"] or self.eval_every
-        if step % every == 0 or step == self.total_steps:
-            with self.evaluation_weights():
-                self.write_samples(self.run_dir.samples / f"samples_{step:07d}.png",
-                                   self.train_config["sample_count"],
-                                   self.train_config["temperature"], seed=step)
+    def draw_samples(self, step: int) -> None:
+        self.write_samples(self.run_dir.samples / f"samples_{step:07d}.png",
+                           self.train_config["sample_count"], self.train_config["temperature"],
+                           seed=step)
 
     def sample(self, output_path: Path, count: int, temperature: float, seed: int) -> Path:
         with self.evaluation_weights():

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from blogml.config.common import task_schema
+from blogml.config.common import sample_keys, task_schema
 from blogml.config.schema import ExistingPath, Float, Int, Issues, Section, Str, join
 
 DATA = Section({
@@ -33,9 +33,7 @@ SCHEMA = task_schema(
     "vqvae_prior", data=DATA, model=MODEL, metrics=METRICS, monitor="val_bits_per_code",
     monitor_mode="min",
     extra_train={
-        "sample_every": Int(None, "steps between sample grids in samples/; null: every "
-                                  "validation", min=1),
-        "sample_count": Int(16, "images per sample grid", min=1, max=256),
+        **sample_keys(16, 256),
         "temperature": Float(1.0, "sampling temperature of the grids in samples/", min=0.0,
                              min_exclusive=True),
     })
