@@ -47,15 +47,21 @@ def resolved(epochs: int) -> dict:
     return values
 
 
-def time_runner(epochs: int, root: Path) -> float:
+def train_seconds(values: dict, root: Path) -> float:
+    """Wall time of `runner.train()` for resolved config `values`, in a fresh run dir under
+    `root` (setup excluded, everything the loop does included)."""
     run_dir = RunDir(tempfile.mkdtemp(dir=root))
     run_dir.create()
-    runner = build_runner(LoadedConfig("runner_overhead", resolved(epochs)), run_dir)
+    runner = build_runner(LoadedConfig("benchmark", values), run_dir)
     start = time.perf_counter()
     result = runner.train()
     elapsed = time.perf_counter() - start
     assert result.status == "finished", result
     return elapsed
+
+
+def time_runner(epochs: int, root: Path) -> float:
+    return train_seconds(resolved(epochs), root)
 
 
 def time_fit(epochs: int) -> float:

@@ -22,11 +22,10 @@ os.environ.setdefault("CI", "true")  # no progress bars: time the work, not the 
 
 import h5py  # noqa: E402
 import yaml  # noqa: E402
+from runner_overhead import train_seconds  # noqa: E402
 from vqvae_input import make_demo_cache  # noqa: E402
 
-from blogml.config.loader import LoadedConfig, check_config  # noqa: E402
-from blogml.runners.launch import build_runner  # noqa: E402
-from blogml.runners.rundir import RunDir  # noqa: E402
+from blogml.config.loader import check_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SHORT_EPOCHS, LONG_EPOCHS, BATCH_SIZE, IMAGES = 1, 3, 32, 1024
@@ -43,12 +42,7 @@ def config(cache: Path, epochs: int) -> dict:
 
 
 def time_runner(cache: Path, epochs: int, root: Path) -> float:
-    run_dir = RunDir(tempfile.mkdtemp(dir=root))
-    run_dir.create()
-    runner = build_runner(LoadedConfig("vqvae_train", config(cache, epochs)), run_dir)
-    start = time.perf_counter()
-    assert runner.train().status == "finished"
-    return time.perf_counter() - start
+    return train_seconds(config(cache, epochs), root)
 
 
 def time_fit(images, cache: Path, epochs: int) -> float:
