@@ -1,4 +1,5 @@
-"""`blogml data synth|prepare`: demo data in the real formats, HDF5 caches for training.
+"""`blogml data synth|prepare|check`: demo data in the real formats, HDF5 caches for
+training, and the NL2SQL data report.
 
 Parses and reports only; the work is in blogml.data (imported per command, so `--help`
 stays fast).
@@ -6,11 +7,14 @@ stays fast).
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 import click
 
 SHOWN_REJECTS = 20  # rejected images listed on the terminal; the HDF5 file has them all
+SHOWN_INVALID = 20  # invalid NL2SQL records listed on the terminal; --json has them all
 
 
 def _width_height(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
@@ -48,6 +52,87 @@ def synth_celeba(out: str, count: int, seed: int, size: tuple[int, int]) -> None
     click.echo(f"wrote {count} images of {size[0]}x{size[1]} to {out}/{IMAGE_FOLDER}/ and "
                f"{out}/{PARTITION_FILE}: "
                + ", ".join(f"{split} {n}" for split, n in counts.items()))
+
+
+@synth.command("nl2sql")
+@click.option("--out", required=True, metavar="DIR", help="Folder to write into.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Same seed, byte-identical files.")
+@click.option("--train", "train_count", default=3000, show_default=True,
+              type=click.IntRange(min=1), help="Training questions.")
+@click.option("--val", "val_count", default=300, show_default=True, type=click.IntRange(min=1),
+              help="Validation questions.")
+@click.option("--test", "test_count", default=300, show_default=True,
+              type=click.IntRange(min=1), help="Test questions (written without sql).")
+def synth_nl2sql(out: str, seed: int, train_count: int, val_count: int,
+                 test_count: int) -> None:
+    """Templated Chinese questions over small tables in the competition's layout:
+    DIR/{train,val,test}/{split}.json, {split}.tables.json and {split}.db (SQLite)."""
+    from blogml.data.nl2sql_synth import synth_nl2sql as write
+
+    written = write(out, seed, {"train": train_count, "val": val_count, "test": test_count})
+    click.echo(f"wrote {out}: " + ", ".join(f"{split} {questions} questions on {tables} tables"
+                                           for split, (questions, tables) in written.items())
+               + f"; check it with `blogml data check nl2sql {out}`")
+
+
+@data.group()
+def check() -> None:
+    """Report on a dataset: counts, invalid records, and what training can use."""
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+@check.command("nl2sql")
+@click.argument("directory", metavar="DIR")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object with every invalid record, instead of the table.")
+def check_nl2sql(directory: str, as_json: bool) -> None:
+    """Per split in DIR (train, val, test): questions and tables, invalid records (file,
+    line, reason), and how condition values align with the question text (verbatim,
+    normalised, fuzzy, failed; train and val only, test has no sql).
+
+    Exit 0 with a report, invalid records included; exit 2 if DIR holds no split.
+    """
+    from blogml.cli.table import render_table
+    from blogml.data.nl2sql import check_dataset
+
+    report = check_dataset(directory)
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False))
+        return
+    splits: dict[str, Any] = report["splits"]
+    rows = []
+    for name, split in splits.items():
+        alignment = split["alignment"] or {}
+        rows.append([name, str(split["questions"]), str(split["tables"]),
+                     str(len(split["invalid"])),
+                     *(_percent(alignment.get(kind)) for kind in
+                       ("verbatim", "normalised", "fuzzy", "failed",
+                        "questions_fully_aligned")),
+                     "yes" if split["db"] and not split["db_problems"] else
+                     ("missing" if not split["db"] else f"{len(split['db_problems'])} problems")])
+    click.echo(f"NL2SQL data in {directory} (alignment: share of condition values)")
+    click.echo(render_table(["split", "questions", "tables", "invalid", "verbatim",
+                             "normalised", "fuzzy", "failed", "aligned questions", "db"], rows))
+    invalid = [record for split in splits.values() for record in split["invalid"]]
+    problems = [problem for split in splits.values() for problem in split["db_problems"]]
+    if invalid:
+        click.echo(f"\n{len(invalid)} invalid record{'s' if len(invalid) > 1 else ''} "
+                   "(left out of training and evaluation):")
+        for record in invalid[:SHOWN_INVALID]:
+            click.echo(f"  {record['path']}:{record['line']}: {record['reason']}")
+        if len(invalid) > SHOWN_INVALID:
+            click.echo(f"  ... and {len(invalid) - SHOWN_INVALID} more (all with --json)")
+    if problems:
+        click.echo(f"\n{len(problems)} database problem{'s' if len(problems) > 1 else ''} "
+                   "(execution accuracy cannot run on these tables):")
+        for problem in problems[:SHOWN_INVALID]:
+            click.echo(f"  {problem}")
+        if len(problems) > SHOWN_INVALID:
+            click.echo(f"  ... and {len(problems) - SHOWN_INVALID} more (all with --json)")
 
 
 @data.group()
