@@ -96,6 +96,10 @@ class BaseRunner:
         """`loss` and `metrics` for `model.compile` (the optimizer comes from the config)."""
         raise NotImplementedError
 
+    def data_report(self) -> dict[str, Any]:
+        """What summary.json should say about the data (e.g. how much of it was usable)."""
+        return {}
+
     def draw_samples(self, step: int) -> None:
         """Write this step's samples/ grids; tasks with `train.sample_every` override it."""
         raise NotImplementedError
@@ -302,6 +306,7 @@ class BaseRunner:
             "total_steps": self.total_steps,
             "best": {"metric": self.monitor, "value": state.best_value, "step": state.best_step},
             "final": {"val": state.last_eval, "train": self._events.last.get("train", {})},
+            **({"data": report} if (report := self.data_report()) else {}),
             "wall_seconds": round(state.wall_seconds, 3),
             "train_seconds": round(train_seconds, 3),
             "steps_per_sec": round(state.step / train_seconds, 3) if train_seconds > 0 else None,

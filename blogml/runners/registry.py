@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from blogml.config.schema import Section
+from blogml.runners.nl2sql import schema as nl2sql_schema
 from blogml.runners.optbench import schema as optbench_schema
 from blogml.runners.vqvae import schema as vqvae_schema
 from blogml.runners.vqvae_prior import schema as vqvae_prior_schema
@@ -32,4 +33,5 @@ TASKS: dict[str, Task] = {
     "vqvae": Task("vqvae", vqvae_schema.SCHEMA, "blogml.runners.vqvae.runner:VQVAERunner"),
     "vqvae_prior": Task("vqvae_prior", vqvae_prior_schema.SCHEMA,
                         "blogml.runners.vqvae_prior.runner:VQVAEPriorRunner"),
+    "nl2sql": Task("nl2sql", nl2sql_schema.SCHEMA, "blogml.runners.nl2sql.runner:NL2SQLRunner"),
 }

@@ -1,0 +1,87 @@
+"""The seed's NL2SQL baseline: a BERT encoder and four heads (MISSION §5).
+
+Input: `[CLS] question [SEP] [CLS] header_1 [SEP] [CLS] header_2 [SEP] ...`. Heads:
+
+- connector (none/and/or) from the first `[CLS]`;
+- per column, from its `[CLS]`: one of the 6 aggregations or "not selected";
+- per question token: one of the 4 operators or "not a value";
+- per question token x column: which column a value token belongs to.
+
+Every head is a softmax trained with cross-entropy, each masked to the positions where it
+means something (real columns, question tokens, value tokens).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+NUM_CONNECTORS = 3
+NOT_SELECTED = 6  # aggregation class of a column that is not selected (after the 6 aggs)
+NOT_A_VALUE = 4   # operator class of a question token that is not in a condition value
+BERT_INPUTS = ("token_ids", "segment_ids", "padding_mask")
+HEADS = ("conn", "agg", "op", "link")
+
+
+def _masked_cross_entropy(labels, logits, mask):
+    """Mean cross-entropy over the positions where `mask` is 1 (0 when there are none)."""
+    mask = ops.cast(mask, logits.dtype)
+    loss = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+    return ops.sum(loss * mask) / ops.maximum(ops.sum(mask), 1.0)
+
+
+class NL2SQLModel(keras.Model):
+    """BERT + the four heads. Inputs (a dict): the BERT inputs plus `header_positions`
+    (`[batch, columns]`, index of each column's `[CLS]`), `header_mask` (1 for real
+    columns) and `question_mask` (1 for question tokens). Labels (a dict): `conn`, `agg`
+    (per column), `op` and `link` (per token)."""
+
+    def __init__(self, encoder: keras.Model, link_units: int = 256, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.encoder = encoder
+        self.conn_head = layers.Dense(NUM_CONNECTORS, name="connector")
+        self.agg_head = layers.Dense(NOT_SELECTED + 1, name="column_aggregation")
+        self.op_head = layers.Dense(NOT_A_VALUE + 1, name="token_operator")
+        self.link_token = layers.Dense(link_units, name="link_token")
+        self.link_column = layers.Dense(link_units, name="link_column")
+        self.link_score = layers.Dense(1, name="link_score")
+        self.head_trackers = {name: keras.metrics.Mean(name=f"{name}_loss") for name in HEADS}
+
+    def call(self, inputs: dict, training: bool = False) -> dict:
+        encoded = self.encoder({k: inputs[k] for k in BERT_INPUTS},
+                               training=training)["sequence_output"]
+        length = ops.shape(encoded)[1]
+        # Gather each column's [CLS] vector with a one-hot matmul: backend-neutral and cheap.
+        pick = ops.one_hot(inputs["header_positions"], length, dtype=encoded.dtype)
+        columns = ops.einsum("bcl,bld->bcd", pick, encoded)
+        pair = ops.tanh(ops.expand_dims(self.link_token(encoded), 2)
+                        + ops.expand_dims(self.link_column(columns), 1))
+        link = ops.squeeze(self.link_score(pair), -1)  # [batch, tokens, columns]
+        header_mask = ops.expand_dims(ops.cast(inputs["header_mask"], "bool"), 1)
+        link = ops.where(header_mask, link, ops.cast(-1e4, link.dtype))
+        return {"conn": self.conn_head(encoded[:, 0]), "agg": self.agg_head(columns),
+                "op": self.op_head(encoded), "link": link}
+
+    def head_losses(self, x: dict, y: dict, y_pred: dict) -> dict:
+        """Each head's masked cross-entropy."""
+        value_tokens = ops.cast(x["question_mask"], "int32") * ops.cast(
+            ops.not_equal(y["op"], NOT_A_VALUE), "int32")
+        return {
+            "conn": _masked_cross_entropy(y["conn"], y_pred["conn"], ops.ones_like(y["conn"])),
+            "agg": _masked_cross_entropy(y["agg"], y_pred["agg"], x["header_mask"]),
+            "op": _masked_cross_entropy(y["op"], y_pred["op"], x["question_mask"]),
+            "link": _masked_cross_entropy(y["link"], y_pred["link"], value_tokens),
+        }
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        return sum(self.head_losses(x, y, y_pred).values())
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None) -> dict:
+        super().compute_metrics(x, y, y_pred, sample_weight)
+        for name, loss in self.head_losses(x, y, y_pred).items():
+            self.head_trackers[name].update_state(loss)
+        return self.get_metrics_result()
+
+    @property
+    def metrics(self) -> list:
+        return [*super().metrics, *self.head_trackers.values()]

@@ -1,0 +1,149 @@
+"""Questions and tables -> the seed's model inputs, and training labels from gold SQL.
+
+Layout of one example: `[CLS] question [SEP]` (segment 0) then `[CLS] header [SEP]` for
+every column (segment 1), padded to `max_length`. Labels put each condition's operator and
+column on the question tokens of its value's span; the span comes from value alignment
+(verbatim, then normalised numbers, then the most similar substring). A training question
+with a value that cannot be located is left out of training and reported, with its line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from blogml.data.nl2sql import Question, Table
+from blogml.data.nl2sql_values import align_conditions
+from blogml.data.wordpiece import WordPieceTokenizer
+from blogml.models.nl2sql import NOT_A_VALUE, NOT_SELECTED
+
+INPUT_NAMES = ("token_ids", "segment_ids", "padding_mask", "header_positions", "header_mask",
+               "question_mask")
+LABEL_NAMES = ("conn", "agg", "op", "link")
+
+
+@dataclass
+class Features:
+    """Model arrays of a list of questions (row i is `questions[i]`)."""
+
+    questions: list[Question]
+    inputs: dict[str, np.ndarray]
+    labels: dict[str, np.ndarray] | None
+    # Character (start, end) in the question of each kept question token (position i + 1).
+    token_spans: list[list[tuple[int, int]]]
+    skipped: list[tuple[int, str]] = field(default_factory=list)  # (line, why not used)
+
+    def arrays(self) -> list[np.ndarray]:
+        """Inputs then labels, in INPUT_NAMES/LABEL_NAMES order (for ArrayBatches)."""
+        return [self.inputs[n] for n in INPUT_NAMES] + [self.labels[n] for n in LABEL_NAMES]
+
+
+def batch_from_arrays(arrays: Sequence[np.ndarray]) -> tuple[dict, dict]:
+    """(inputs, labels) dicts of one batch cut from `Features.arrays()`."""
+    count = len(INPUT_NAMES)
+    return (dict(zip(INPUT_NAMES, arrays[:count])), dict(zip(LABEL_NAMES, arrays[count:])))
+
+
+def _fit(question: list[int], headers: list[list[int]], max_length: int
+         ) -> tuple[list[int], list[list[int]]] | None:
+    """Shorten the pieces to fit `max_length` with all special tokens: every column keeps
+    its `[CLS] [SEP]`; headers are cut to a common cap first, the question last."""
+    budget = max_length - 2 - 2 * len(headers)
+    if budget < 1 + len(headers):
+        return None
+    longest = max((len(h) for h in headers), default=0)
+    cap = longest
+    while cap > 1 and len(question) + sum(min(len(h), cap) for h in headers) > budget:
+        cap -= 1
+    headers = [h[:cap] for h in headers]
+    return question[:budget - sum(len(h) for h in headers)], headers
+
+
+def encode(questions: Sequence[Question], tables: dict[str, Table],
+           tokenizer: WordPieceTokenizer, max_length: int, *, labels: bool,
+           num_columns: int | None = None) -> Features:
+    """Model inputs for `questions` (all of them), plus labels when `labels`: then only the
+    questions whose every condition value was located are kept (the others are reported
+    in `skipped`). `num_columns` pads the column axis (default: the most any table has)."""
+    num_columns = num_columns or max(len(tables[q.table_id].header) for q in questions)
+    header_pieces = {table_id: tokenizer.encode_batch([str(h) for h in table.header])
+                     for table_id, table in tables.items()}
+    encodings = tokenizer.encode_batch([q.question for q in questions])
+    rows: list[tuple[Question, dict, dict | None, list]] = []
+    features = Features([], {}, None, [])
+    for question, encoding in zip(questions, encodings):
+        table = tables[question.table_id]
+        fitted = _fit(encoding.ids, [h.ids for h in header_pieces[question.table_id]],
+                      max_length)
+        if fitted is None:
+            features.skipped.append((question.line, f"{len(table.header)} columns do not fit "
+                                                    f"data.max_length {max_length}"))
+            continue
+        inputs = _inputs(tokenizer, *fitted, max_length, num_columns)
+        spans = encoding.offsets[:len(fitted[0])]
+        target = None
+        if labels:
+            target, why = _labels(question, table, spans, max_length, num_columns)
+            if target is None:
+                features.skipped.append((question.line, why))
+                continue
+        rows.append((question, inputs, target, spans))
+    features.questions = [row[0] for row in rows]
+    features.inputs = {name: np.stack([row[1][name] for row in rows]) if rows
+                       else np.zeros((0, max_length), np.int32) for name in INPUT_NAMES}
+    if labels:
+        features.labels = {name: np.stack([row[2][name] for row in rows]) if rows
+                           else np.zeros((0,), np.int32) for name in LABEL_NAMES}
+    features.token_spans = [row[3] for row in rows]
+    return features
+
+
+def _inputs(tokenizer: WordPieceTokenizer, question: list[int], headers: list[list[int]],
+            max_length: int, num_columns: int) -> dict[str, np.ndarray]:
+    ids = [tokenizer.cls_id, *question, tokenizer.sep_id]
+    segments = [0] * len(ids)
+    positions = []
+    for header in headers:
+        positions.append(len(ids))
+        ids += [tokenizer.cls_id, *header, tokenizer.sep_id]
+    segments += [1] * (len(ids) - len(segments))
+    arrays = {name: np.zeros(max_length, np.int32)
+              for name in ("token_ids", "segment_ids", "padding_mask", "question_mask")}
+    arrays["token_ids"][:len(ids)] = ids
+    arrays["segment_ids"][:len(ids)] = segments
+    arrays["padding_mask"][:len(ids)] = 1
+    arrays["question_mask"][1:1 + len(question)] = 1
+    arrays["header_positions"] = np.zeros(num_columns, np.int32)
+    arrays["header_positions"][:len(positions)] = positions
+    arrays["header_mask"] = np.zeros(num_columns, np.int32)
+    arrays["header_mask"][:len(positions)] = 1
+    return arrays
+
+
+def _labels(question: Question, table: Table, spans: list[tuple[int, int]], max_length: int,
+            num_columns: int) -> tuple[dict | None, str]:
+    sql = question.sql
+    agg = np.full(num_columns, NOT_SELECTED, np.int32)
+    for column, aggregation in zip(sql["sel"], sql["agg"]):
+        agg[column] = aggregation
+    op = np.full(max_length, NOT_A_VALUE, np.int32)
+    link = np.zeros(max_length, np.int32)
+    problems = []
+    for (column, operator, value), alignment in zip(sql["conds"],
+                                                    align_conditions(question, table)):
+        if alignment.kind == "failed":
+            problems.append(f"value {value!r} not found in the question")
+            continue
+        tokens = [i + 1 for i, (start, end) in enumerate(spans)
+                  if start < alignment.end and end > alignment.start]
+        if not tokens:
+            problems.append(f"value {value!r} lies beyond data.max_length")
+            continue
+        op[tokens] = operator
+        link[tokens] = column
+    if problems:
+        return None, "; ".join(problems)
+    return {"conn": np.int32(sql.get("cond_conn_op", 0)), "agg": agg, "op": op, "link": link}, ""
+

@@ -1,0 +1,182 @@
+"""`task: nl2sql`: the seed's BERT baseline on competition-format data, scored by LF/EX."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import keras
+from tqdm import tqdm
+
+from blogml.data.batches import ArrayBatches, Batch
+from blogml.data.nl2sql import Question, Split, Table, load_split, read_questions
+from blogml.data.nl2sql_values import alignment_report
+from blogml.data.wordpiece import WordPieceTokenizer
+from blogml.errors import BlogmlError
+from blogml.metrics.nl2sql import score
+from blogml.models.bert import BertConfig, build_bert, load_bert
+from blogml.models.nl2sql import NL2SQLModel
+from blogml.runners.base import BaseRunner
+from blogml.runners.console import interactive
+from blogml.runners.nl2sql.decode import decode
+from blogml.runners.nl2sql.features import INPUT_NAMES, Features, batch_from_arrays, encode
+
+log = logging.getLogger("blogml")
+EVAL_BATCH = 64
+SHOWN_PROBLEMS = 5  # per kind, in train.log; summary.json counts them all
+
+
+def _table_record(table: Table) -> dict[str, Any]:
+    """What the metrics need of a table: its SQLite name, header and column types."""
+    return {"name": table.name, "header": table.header, "types": table.types}
+
+
+class NL2SQLRunner(BaseRunner):
+    splits = ("val", "train")
+
+    # ---- data ---------------------------------------------------------------------------
+
+    def build_data(self) -> None:
+        data, model = self.config["data"], self.config["model"]
+        vocab = model["vocab"] or str(Path(model["pretrained"]) / "vocab.txt")
+        self.tokenizer = WordPieceTokenizer(vocab)
+        self.data: dict[str, Split] = {split: load_split(data["root"], split)
+                                       for split in ("train", "val")}
+        for split in self.data.values():
+            self._report_invalid(split)
+        train = self.data["train"]
+        if not train.questions:
+            raise BlogmlError(f"{data['root']}: no usable training question "
+                              f"(see `blogml data check nl2sql {data['root']}`)")
+        self.train_features = encode(train.questions, train.tables, self.tokenizer,
+                                     data["max_length"], labels=True)
+        self.alignment = {name: alignment_report(split) for name, split in self.data.items()}
+        report = self.alignment["train"]
+        log.info("train: %d questions, values aligned verbatim %.1f%%, normalised %.1f%%, "
+                 "fuzzy %.1f%%, failed %.1f%%; %d questions not trainable",
+                 len(train.questions), 100 * report["verbatim"], 100 * report["normalised"],
+                 100 * report["fuzzy"], 100 * report["failed"],
+                 len(self.train_features.skipped))
+        for line, why in self.train_features.skipped[:SHOWN_PROBLEMS]:
+            log.info("  not trained on %s:%d: %s", train.name, line, why)
+        if not self.train_features.questions:
+            raise BlogmlError("no training question has every condition value in its text; "
+                              f"see `blogml data check nl2sql {data['root']}`")
+        self._train = ArrayBatches(self.train_features.arrays(), self.train_config["batch_size"],
+                                   self.config["seed"])
+        self.batches_per_pass = self._train.batches_per_pass
+        self._eval_features: dict[str, Features] = {}
+
+    def _report_invalid(self, split: Split) -> None:
+        if split.invalid:
+            log.warning("%s: %d invalid records left out, e.g.", split.name, len(split.invalid))
+            for invalid in split.invalid[:SHOWN_PROBLEMS]:
+                log.warning("  %s:%d: %s", invalid.path, invalid.line, invalid.reason)
+
+    def data_report(self) -> dict[str, Any]:
+        """Value alignment by kind per split, the training questions used, invalid records."""
+        return {"alignment": self.alignment,
+                "train_questions": {"used": len(self.train_features.questions),
+                                    "skipped": len(self.train_features.skipped)},
+                "invalid_records": {name: len(split.invalid)
+                                    for name, split in self.data.items()}}
+
+    def train_batches(self, start_step: int) -> Iterator[Batch]:
+        return (batch_from_arrays(arrays) for arrays in self._train.batches(start_step))
+
+    def _features(self, questions: list[Question], tables: dict[str, Table]) -> Features:
+        return encode(questions, tables, self.tokenizer, self.config["data"]["max_length"],
+                      labels=False)
+
+    # ---- model --------------------------------------------------------------------------
+
+    def build_model(self) -> keras.Model:
+        model = self.config["model"]
+        if model["pretrained"]:
+            encoder = load_bert(model["pretrained"], dropout=model["dropout"])
+        else:
+            encoder = build_bert(BertConfig(
+                vocab_size=self.tokenizer.vocab_size, hidden_size=model["hidden_size"],
+                num_hidden_layers=model["layers"], num_attention_heads=model["heads"],
+                intermediate_size=model["intermediate_size"],
+                hidden_dropout_prob=model["dropout"],
+                attention_probs_dropout_prob=model["dropout"],
+                max_position_embeddings=max(512, self.config["data"]["max_length"])))
+        nl2sql = NL2SQLModel(encoder, model["link_units"])
+        first = {name: self.train_features.inputs[name][:1] for name in INPUT_NAMES}
+        nl2sql(first)  # create the heads' variables before the optimizer is built
+        return nl2sql
+
+    def compile_args(self) -> dict[str, Any]:
+        return {}  # the loss is the model's own: the four heads' masked cross-entropies
+
+    # ---- predictions and metrics --------------------------------------------------------
+
+    def _predict(self, features: Features, tables: dict[str, Table], what: str
+                 ) -> list[dict[str, Any]]:
+        """Decoded `sql` of every row of `features`."""
+        predictions = []
+        count = len(features.questions)
+        with tqdm(total=count, desc=what, unit="question", disable=not interactive(),
+                  leave=False, file=sys.stderr) as bar:
+            for start in range(0, count, EVAL_BATCH):
+                inputs = {name: array[start:start + EVAL_BATCH]
+                          for name, array in features.inputs.items()}
+                outputs = {name: keras.ops.convert_to_numpy(value) for name, value in
+                           self.model.predict_on_batch(inputs).items()}
+                for row, question in enumerate(features.questions[start:start + EVAL_BATCH]):
+                    predictions.append(decode(outputs, row, question.question,
+                                              features.token_spans[start + row],
+                                              tables[question.table_id]))
+                bar.update(len(inputs["token_ids"]))
+        return predictions
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        """LF and EX accuracy, the competition score and per-component accuracies over
+        every valid question of `split` (one that does not fit `max_length` counts wrong)."""
+        data = self.data[split]
+        if split not in self._eval_features:
+            self._eval_features[split] = self._features(data.questions, data.tables)
+        features = self._eval_features[split]
+        predicted = dict(zip((q.line for q in features.questions),
+                             self._predict(features, data.tables, f"evaluating {split}")))
+        connection = sqlite3.connect(f"file:{data.db_path}?mode=ro", uri=True)
+        try:
+            metrics = score(((predicted.get(q.line), q.sql, _table_record(data.tables[q.table_id]))
+                             for q in data.questions), connection)
+        finally:
+            connection.close()
+        return {name: value for name, value in metrics.items() if name.endswith("accuracy")
+                or name == "score"}
+
+    def predict(self, input_path: Path, output_path: Path) -> Path:
+        """One competition `sql` object per line of `input_path`, in its order. A line that
+        cannot be predicted (bad JSON, unknown table) is reported on stderr and gets an
+        empty selection, which any scorer counts as wrong."""
+        questions, tables, invalid = read_questions(input_path, require_sql=False)
+        for problem in invalid:  # the tables file's problems first: they explain the rest
+            print(f"{problem.path}:{problem.line}: {problem.reason}; wrote an empty "
+                  "prediction for it", file=sys.stderr)
+        features = self._features(questions, tables)
+        predicted = dict(zip((q.line for q in features.questions),
+                             self._predict(features, tables, "predicting")))
+        empty = {"sel": [], "agg": [], "cond_conn_op": 0, "conds": []}
+        lines = sorted([q.line for q in questions]
+                       + [p.line for p in invalid if p.path == str(input_path)])
+        output_path.parent.mkdir(parents=True, exist_ok=True)
+        partial = output_path.with_name(output_path.name + ".partial")
+        with open(partial, "w", encoding="utf-8") as handle:
+            for line in lines:
+                handle.write(json.dumps(predicted.get(line, empty), ensure_ascii=False) + "\n")
+        partial.replace(output_path)
+        missing = len(questions) - len(features.questions)
+        if missing:
+            print(f"{missing} questions did not fit data.max_length; wrote empty predictions",
+                  file=sys.stderr)
+        return output_path
+

@@ -1,0 +1,58 @@
+"""Config schema of `task: nl2sql`."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from blogml.config.common import task_schema
+from blogml.config.schema import ExistingPath, Float, Int, Issues, Section, join
+
+DATA = Section({
+    "root": ExistingPath(doc="competition/TableQA folder: {train,val,test}/<split>.json, "
+                             ".tables.json and .db",
+                         hint="`blogml data synth nl2sql --out DIR` writes demo data in that "
+                              "layout"),
+    "max_length": Int(160, "tokens of `[CLS] question [SEP]` + `[CLS] header [SEP]` per column; "
+                           "longer inputs shorten the headers, then the question", min=16,
+                      max=512),
+}, "NL2SQL competition data (MISSION §5)")
+
+MODEL = Section({
+    "pretrained": ExistingPath(None, "BERT to fine-tune: a Google TF checkpoint folder "
+                                     "(bert_config.json, bert_model.ckpt.*) or a Hugging Face "
+                                     "one (config.json, model.safetensors); null: a randomly "
+                                     "initialised BERT of the size below", nullable=True),
+    "vocab": ExistingPath(None, "WordPiece vocab.txt; null: <pretrained>/vocab.txt",
+                          nullable=True),
+    "hidden_size": Int(768, "width of the random BERT (ignored with `pretrained`)", min=8),
+    "layers": Int(12, "transformer blocks of the random BERT", min=1),
+    "heads": Int(12, "attention heads of the random BERT (must divide hidden_size)", min=1),
+    "intermediate_size": Int(3072, "feed-forward width of the random BERT", min=1),
+    "dropout": Float(0.1, "BERT's hidden and attention dropout", min=0.0, max=0.9),
+    "link_units": Int(256, "width of the value-token x column scorer (the seed's 256)", min=1),
+}, "the seed's BERT baseline: BERT encoder and four heads")
+
+METRICS = ["lf_accuracy", "ex_accuracy", "score", "sel_accuracy", "agg_accuracy",
+           "conn_accuracy", "cond_cols_accuracy", "cond_ops_accuracy", "cond_values_accuracy"]
+
+
+def _check_bert(config: dict[str, Any], path: str, issues: Issues) -> None:
+    model = config["model"]
+    if model["pretrained"] is None:
+        if model["vocab"] is None:
+            issues.add(join(path, "model.vocab"), "is needed without model.pretrained (the "
+                       "random BERT still tokenises with a real vocab.txt), e.g. "
+                       "../shared/bert-vocab/vocab.txt")
+        if model["hidden_size"] % model["heads"]:
+            issues.add(join(path, "model.heads"), f"must divide model.hidden_size "
+                                                  f"({model['hidden_size']}), got {model['heads']}")
+    elif model["vocab"] is None and not os.path.isfile(
+            os.path.join(model["pretrained"], "vocab.txt")):
+        issues.add(join(path, "model.vocab"), f"null, and {model['pretrained']} has no "
+                                              "vocab.txt; give its path")
+
+
+SCHEMA = task_schema(
+    "nl2sql", data=DATA, model=MODEL, metrics=METRICS, monitor="val_lf_accuracy",
+    monitor_mode="max", validators=[_check_bert])

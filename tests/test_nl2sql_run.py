@@ -1,0 +1,127 @@
+"""`task: nl2sql` end to end on synthetic data in the competition layout."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from blogml.cli.main import cli
+from blogml.metrics.nl2sql import score_files
+from blogml.runners import checkpoint as ckpt
+from blogml.runners.nl2sql.runner import NL2SQLRunner
+
+pytestmark = [pytest.mark.slow, pytest.mark.backend_neutral]
+
+VOCAB = Path(__file__).resolve().parents[2] / "shared" / "bert-vocab" / "vocab.txt"
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def demo_data(tmp_path_factory) -> Path:
+    if not VOCAB.is_file():
+        pytest.skip(f"{VOCAB} not found")
+    root = tmp_path_factory.mktemp("nl2sql")
+    result = invoke("data", "synth", "nl2sql", "--out", str(root), "--train", "160", "--val",
+                    "40", "--test", "20")
+    assert result.exit_code == 0, result.output
+    return root
+
+
+def nl2sql_config(folder: Path, data: Path, name: str = "nl", **train) -> Path:
+    config = {
+        "task": "nl2sql", "seed": 0, "run_dir": f"runs/{name}",
+        "data": {"root": str(data), "max_length": 96},
+        "model": {"vocab": str(VOCAB), "hidden_size": 32, "layers": 1, "heads": 2,
+                  "intermediate_size": 64, "dropout": 0.1, "link_units": 16},
+        "optimizer": {"name": "adam", "learning_rate": 1e-3},
+        "train": {"epochs": 2, "batch_size": 32, "log_every": 1, **train},
+    }
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    return path
+
+
+def test_train_eval_and_predict_round_trip_through_the_metric(in_tmp, demo_data):
+    result = invoke("train", str(nl2sql_config(in_tmp, demo_data)))
+    assert result.exit_code == 0, result.output
+    run = in_tmp / "runs" / "nl"
+    summary = json.loads((run / "summary.json").read_text())
+    alignment = summary["data"]["alignment"]["train"]
+    assert alignment["failed"] == 0 and alignment["questions_fully_aligned"] == 1.0
+    assert alignment["normalised"] > 0  # numbers written in Chinese or with units
+    assert alignment["verbatim"] + alignment["normalised"] == pytest.approx(1.0)
+    assert summary["data"]["train_questions"] == {"used": 160, "skipped": 0}
+    assert summary["final"]["val"]["lf_accuracy"] >= 0.0
+
+    scored = invoke("eval", str(run), "--split", "val", "--checkpoint", "last")
+    assert scored.exit_code == 0, scored.output
+    metrics = json.loads(scored.output)
+    assert metrics["score"] == pytest.approx((metrics["lf_accuracy"] + metrics["ex_accuracy"])
+                                             / 2)
+
+    # predict on the val questions: scoring the file gives eval's numbers exactly.
+    val = demo_data / "val"
+    predicted = invoke("predict", str(run), "--checkpoint", "last", "--input",
+                       str(val / "val.json"), "--output", "pred.json")
+    assert predicted.exit_code == 0, predicted.output
+    lines = Path("pred.json").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 40 and all({"sel", "agg", "cond_conn_op", "conds"} <= set(json.loads(x))
+                                    for x in lines)
+    rescored = score_files(val / "val.json", Path("pred.json"), val / "val.db")
+    for name in ("lf_accuracy", "ex_accuracy", "score", "cond_values_accuracy"):
+        assert rescored[name] == pytest.approx(metrics[name]), name
+
+
+def test_predict_reports_a_line_with_an_unknown_table_and_goes_on(in_tmp, demo_data):
+    assert invoke("train", str(nl2sql_config(in_tmp, demo_data, epochs=1))).exit_code == 0
+    test_dir = in_tmp / "test"
+    test_dir.mkdir()
+    lines = (demo_data / "test" / "test.json").read_text(encoding="utf-8").splitlines()[:4]
+    broken = json.loads(lines[1])
+    broken["table_id"] = "no-such-table"
+    lines[1] = json.dumps(broken, ensure_ascii=False)
+    (test_dir / "test.json").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (test_dir / "test.tables.json").write_bytes(
+        (demo_data / "test" / "test.tables.json").read_bytes())
+    result = CliRunner().invoke(cli, ["predict", "runs/nl", "--input",
+                                      str(test_dir / "test.json"), "--output", "out.json"])
+    assert result.exit_code == 0, result.output
+    assert "test.json:2: " in result.output and "no-such-table" in result.output
+    predictions = [json.loads(x) for x in Path("out.json").read_text().splitlines()]
+    assert len(predictions) == 4
+    assert predictions[1]["sel"] == [] and all(p["sel"] for i, p in enumerate(predictions)
+                                                if i != 1)
+
+
+def test_resume_mid_epoch_equals_an_uninterrupted_run(in_tmp, demo_data, monkeypatch):
+    config = nl2sql_config(in_tmp, demo_data, eval_every=3)
+    assert invoke("train", str(config), "--run-dir", "straight").exit_code == 0
+    real = NL2SQLRunner.train_batches
+
+    def signalling(self, start_step):
+        for step, batch in enumerate(real(self, start_step), start=start_step + 1):
+            if step == 7 and start_step == 0:  # 2 steps into the second epoch of 5
+                os.kill(os.getpid(), signal.SIGTERM)
+            yield batch
+
+    monkeypatch.setattr(NL2SQLRunner, "train_batches", signalling)
+    assert invoke("train", str(config), "--run-dir", "resumed").exit_code == 130
+    assert ckpt.load_checkpoint(in_tmp / "resumed/checkpoints/last").meta["loop"]["step"] == 7
+    assert invoke("train", "--run-dir", "resumed", "--resume").exit_code == 0
+    a = ckpt.load_checkpoint(in_tmp / "straight/checkpoints/last")
+    b = ckpt.load_checkpoint(in_tmp / "resumed/checkpoints/last")
+    assert a.meta["loop"]["step"] == b.meta["loop"]["step"] == 10
+    for group in ("model", "optimizer"):
+        for (path, x), (_, y) in zip(a.groups[group], b.groups[group]):
+            np.testing.assert_allclose(x, y, atol=1e-5, rtol=0, err_msg=f"{group} {path}")
+    assert a.meta["loop"]["best_value"] == b.meta["loop"]["best_value"]
