@@ -137,7 +137,7 @@ def test_loss_is_the_sum_of_the_four_masked_cross_entropies():
 
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
-    batch, length, columns = 3, 12, 4
+    batch, length = 3, 12
     model = NL2SQLModel(build_bert(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
                                               num_attention_heads=2, intermediate_size=32)),
                         link_units=8)

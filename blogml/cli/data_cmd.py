@@ -58,7 +58,7 @@ def synth_celeba(out: str, count: int, seed: int, size: tuple[int, int]) -> None
 @click.option("--out", required=True, metavar="DIR", help="Folder to write into.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
               help="Same seed, byte-identical files.")
-@click.option("--train", "train_count", default=3000, show_default=True,
+@click.option("--train", "train_count", default=12000, show_default=True,
               type=click.IntRange(min=1), help="Training questions.")
 @click.option("--val", "val_count", default=300, show_default=True, type=click.IntRange(min=1),
               help="Validation questions.")

@@ -36,7 +36,7 @@ from blogml.data.nl2sql_values import (
 )
 from blogml.errors import BlogmlError
 
-DEFAULT_COUNTS = {"train": 3000, "val": 300, "test": 300}
+DEFAULT_COUNTS = {"train": 12000, "val": 300, "test": 300}
 QUESTIONS_PER_TABLE = 10  # the real data has about 8
 
 # ---- domains --------------------------------------------------------------------------

@@ -38,6 +38,8 @@ class NL2SQLModel(keras.Model):
 
     def __init__(self, encoder: keras.Model, link_units: int = 256, **kwargs) -> None:
         super().__init__(**kwargs)
+        # The heads read token vectors only; BERT's pooler would get no gradient.
+        encoder.get_layer("pooler_dense").trainable = False
         self.encoder = encoder
         self.conn_head = layers.Dense(NUM_CONNECTORS, name="connector")
         self.agg_head = layers.Dense(NOT_SELECTED + 1, name="column_aggregation")
