@@ -125,3 +125,43 @@ def test_resume_mid_epoch_equals_an_uninterrupted_run(in_tmp, demo_data, monkeyp
         for (path, x), (_, y) in zip(a.groups[group], b.groups[group]):
             np.testing.assert_allclose(x, y, atol=1e-5, rtol=0, err_msg=f"{group} {path}")
     assert a.meta["loop"]["best_value"] == b.meta["loop"]["best_value"]
+
+
+def test_fine_tunes_a_hugging_face_bert_given_by_path(in_tmp, demo_data):
+    """`model.pretrained` loads the checkpoint's weights (and its vocab.txt) into the
+    encoder the heads sit on; training starts from them."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from safetensors.numpy import load_file
+
+    from blogml.config.loader import LoadedConfig, check_config
+    from blogml.runners.launch import build_runner
+    from blogml.runners.rundir import RunDir
+
+    torch.manual_seed(0)
+    bert_dir = in_tmp / "tiny-bert-chinese"
+    reference = transformers.BertModel(transformers.BertConfig(
+        vocab_size=21128, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=128))
+    reference.save_pretrained(bert_dir, safe_serialization=True)
+    (bert_dir / "vocab.txt").write_bytes(VOCAB.read_bytes())
+    raw = yaml.safe_load(nl2sql_config(in_tmp, demo_data).read_text())
+    raw["model"] = {"pretrained": str(bert_dir), "dropout": 0.0, "link_units": 16}
+    values, issues = check_config(raw, "pretrained.yaml")
+    assert not issues, issues
+    runner = build_runner(LoadedConfig("pretrained.yaml", values), RunDir(in_tmp / "run"))
+    weights = load_file(str(bert_dir / "model.safetensors"))
+    encoder = runner.model.encoder
+    np.testing.assert_array_equal(
+        keras_numpy(encoder.get_layer("embeddings").word_embeddings.embeddings),
+        weights["embeddings.word_embeddings.weight"])
+    np.testing.assert_array_equal(
+        keras_numpy(encoder.get_layer("layer_0").query.kernel),
+        weights["encoder.layer.0.attention.self.query.weight"].T)
+    assert runner.tokenizer.vocab_size == 21128
+
+
+def keras_numpy(variable) -> np.ndarray:
+    import keras
+
+    return keras.ops.convert_to_numpy(variable)

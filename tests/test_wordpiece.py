@@ -76,6 +76,14 @@ def test_same_pieces_as_the_transformers_reference(tokenizer):
         assert ours == reference.tokenize(question), question
 
 
+def test_ids_are_line_numbers_even_after_tokens_that_are_unicode_line_separators(tokenizer):
+    lines = VOCAB.read_text(encoding="utf-8").split("\n")
+    assert lines[343] == "\u2028"  # str.splitlines would end a line here
+    assert tokenizer.vocab_size == 21128
+    assert tokenizer.token(21127) == lines[21127] and tokenizer.token(8024) == "，"
+    assert tokenizer.encode("，").ids == [8024]
+
+
 def test_batch_encoding_equals_one_by_one(tokenizer):
     batch = tokenizer.encode_batch(QUESTIONS)
     assert batch == [tokenizer.encode(q) for q in QUESTIONS]

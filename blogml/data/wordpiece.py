@@ -26,11 +26,15 @@ class Encoding:
 
 
 def _read_vocab(path: Path) -> dict[str, int]:
+    """Token -> id (its line number, from 0). Lines end at "\n" only: Chinese BERT's
+    vocabulary has tokens such as U+2028 that `str.splitlines` would take for line ends,
+    shifting every later id by one."""
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
         raise BlogmlError(f"{path}: cannot read the BERT vocabulary ({error.strerror})") from None
-    vocab = {token: index for index, token in enumerate(lines) if token}
+    lines = text.removesuffix("\n").split("\n")
+    vocab = {token.removesuffix("\r"): index for index, token in enumerate(lines) if token}
     missing = [token for token in SPECIAL_TOKENS[:4] if token not in vocab]
     if missing:
         raise BlogmlError(f"{path}: not a BERT vocab.txt (no {', '.join(missing)})")
@@ -61,7 +65,7 @@ class WordPieceTokenizer:
             lowercase=self.lowercase)
         tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         self._tokenizer = tokenizer
-        self.vocab_size = len(vocab)
+        self.vocab_size = max(vocab.values()) + 1
         self.pad_id, self.unk_id = vocab["[PAD]"], vocab["[UNK]"]
         self.cls_id, self.sep_id = vocab["[CLS]"], vocab["[SEP]"]
         self._tokens = {index: token for token, index in vocab.items()}
