@@ -22,7 +22,11 @@ MODEL = Section({
     "pretrained": ExistingPath(None, "BERT to fine-tune: a Google TF checkpoint folder "
                                      "(bert_config.json, bert_model.ckpt.*) or a Hugging Face "
                                      "one (config.json, model.safetensors); null: a randomly "
-                                     "initialised BERT of the size below", nullable=True),
+                                     "initialised BERT of the size below", nullable=True,
+                               hint="put a Chinese BERT there (e.g. Google's "
+                                    "chinese_L-12_H-768_A-12 or Hugging Face's "
+                                    "bert-base-chinese) or give its folder; nothing is "
+                                    "downloaded"),
     "vocab": ExistingPath(None, "WordPiece vocab.txt; null: <pretrained>/vocab.txt",
                           nullable=True),
     "hidden_size": Int(768, "width of the random BERT (ignored with `pretrained`)", min=8),
