@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -58,3 +59,30 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CI", "true")
     return tmp_path
+
+
+def sigterm_at(monkeypatch: pytest.MonkeyPatch, runner_class: type, stop_step: int) -> None:
+    """Make a fresh run of `runner_class` get a real SIGTERM while training step
+    `stop_step` (a resumed run, which starts later, is left alone)."""
+    real = runner_class.train_batches
+
+    def signalling(self, start_step):
+        for step, batch in enumerate(real(self, start_step), start=start_step + 1):
+            if step == stop_step and start_step == 0:
+                os.kill(os.getpid(), signal.SIGTERM)
+            yield batch
+
+    monkeypatch.setattr(runner_class, "train_batches", signalling)
+
+
+def assert_same_checkpoint(a: Path, b: Path, atol: float) -> None:
+    """Model and optimizer variables of two checkpoints equal within `atol`."""
+    import numpy as np
+
+    from blogml.runners import checkpoint as ckpt
+
+    first, second = ckpt.load_checkpoint(a), ckpt.load_checkpoint(b)
+    for group in ("model", "optimizer"):
+        assert [p for p, _ in first.groups[group]] == [p for p, _ in second.groups[group]]
+        for (path, x), (_, y) in zip(first.groups[group], second.groups[group]):
+            np.testing.assert_allclose(x, y, atol=atol, rtol=0, err_msg=f"{group} {path}")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 
 import numpy as np
 import pytest
@@ -13,7 +11,7 @@ from click.testing import CliRunner
 from blogml.cli.main import cli
 from blogml.runners import checkpoint as ckpt
 from blogml.runners.optbench.runner import OptbenchRunner
-from tests.conftest import write_config
+from tests.conftest import assert_same_checkpoint, sigterm_at, write_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.backend_neutral]
 
@@ -31,15 +29,7 @@ def test_resume_mid_accumulation_and_mid_lookahead(in_tmp, monkeypatch):
     result = CliRunner().invoke(cli, ["train", str(config), "--run-dir", "straight"])
     assert result.exit_code == 0, result.output
 
-    real_batches = OptbenchRunner.train_batches
-
-    def signalling(self, start_step):
-        for step, batch in enumerate(real_batches(self, start_step), start=start_step + 1):
-            if step == STOP_AT and start_step == 0:
-                os.kill(os.getpid(), signal.SIGTERM)  # a real signal, mid-run
-            yield batch
-
-    monkeypatch.setattr(OptbenchRunner, "train_batches", signalling)
+    sigterm_at(monkeypatch, OptbenchRunner, STOP_AT)  # a real signal, mid-run
     result = CliRunner().invoke(cli, ["train", str(config), "--run-dir", "resumed"])
     assert result.exit_code == 130, result.output
     stopped = ckpt.load_checkpoint(in_tmp / "resumed" / "checkpoints" / "last")
@@ -51,11 +41,8 @@ def test_resume_mid_accumulation_and_mid_lookahead(in_tmp, monkeypatch):
 
     result = CliRunner().invoke(cli, ["train", "--run-dir", "resumed", "--resume"])
     assert result.exit_code == 0, result.output
-    a = ckpt.load_checkpoint(in_tmp / "straight" / "checkpoints" / "last")
-    b = ckpt.load_checkpoint(in_tmp / "resumed" / "checkpoints" / "last")
-    for group in ("model", "optimizer"):
-        for (path, x), (_, y) in zip(a.groups[group], b.groups[group]):
-            np.testing.assert_allclose(x, y, atol=1e-6, rtol=0, err_msg=f"{group} {path}")
+    assert_same_checkpoint(in_tmp / "straight" / "checkpoints" / "last",
+                           in_tmp / "resumed" / "checkpoints" / "last", atol=1e-6)
     best_a = json.loads((in_tmp / "straight" / "summary.json").read_text())["best"]
     best_b = json.loads((in_tmp / "resumed" / "summary.json").read_text())["best"]
     assert best_a == best_b

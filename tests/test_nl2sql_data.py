@@ -228,9 +228,9 @@ def test_value_from_span_inverts_every_normalised_alignment():
 @pytest.fixture(scope="module")
 def synth_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("nl2sql")
-    written = synth_nl2sql(folder)  # the defaults: 3000/300/300 questions
+    written = synth_nl2sql(folder)  # the defaults: 12000/300/300 questions
     assert {split: questions for split, (questions, _) in written.items()} == \
-        {"train": 3000, "val": 300, "test": 300}
+        {"train": 12000, "val": 300, "test": 300}
     return folder
 
 
@@ -308,7 +308,7 @@ def test_every_synthetic_value_aligns_and_decodes_to_the_gold_value(synth_dir):
     kinds: Counter[str] = Counter()
     for split in ("train", "val"):
         loaded = load_split(synth_dir, split)
-        assert loaded.invalid == [] and len(loaded.questions) == (3000 if split == "train"
+        assert loaded.invalid == [] and len(loaded.questions) == (12000 if split == "train"
                                                                    else 300)
         for question in loaded.questions:
             table = loaded.table_of(question)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,7 @@ from blogml.cli.main import cli
 from blogml.runners import checkpoint as ckpt
 from blogml.runners.events import read_events
 from blogml.runners.vqvae.runner import VQVAERunner
+from tests.conftest import assert_same_checkpoint, sigterm_at
 
 pytestmark = [pytest.mark.slow, pytest.mark.backend_neutral]
 
@@ -79,23 +78,12 @@ def test_training_improves_psnr_and_writes_samples_and_eval(in_tmp, faces):
 def test_resume_mid_epoch_equals_an_uninterrupted_run(in_tmp, faces, monkeypatch):
     config = vqvae_config(in_tmp, faces, epochs=3, eval_every=5)
     assert invoke("train", str(config), "--run-dir", "straight").exit_code == 0
-    real = VQVAERunner.train_batches
-
-    def signalling(self, start_step):
-        for step, batch in enumerate(real(self, start_step), start=start_step + 1):
-            if step == 8 and start_step == 0:  # 3 steps into the second epoch of 5
-                os.kill(os.getpid(), signal.SIGTERM)
-            yield batch
-
-    monkeypatch.setattr(VQVAERunner, "train_batches", signalling)
+    sigterm_at(monkeypatch, VQVAERunner, 8)  # 3 steps into the second epoch of 5
     assert invoke("train", str(config), "--run-dir", "resumed").exit_code == 130
     assert ckpt.load_checkpoint(in_tmp / "resumed/checkpoints/last").meta["loop"]["step"] == 8
     assert invoke("train", "--run-dir", "resumed", "--resume").exit_code == 0
-    a = ckpt.load_checkpoint(in_tmp / "straight/checkpoints/last")
-    b = ckpt.load_checkpoint(in_tmp / "resumed/checkpoints/last")
-    for group in ("model", "optimizer"):
-        for (path, x), (_, y) in zip(a.groups[group], b.groups[group]):
-            np.testing.assert_allclose(x, y, atol=1e-5, rtol=0, err_msg=f"{group} {path}")
+    assert_same_checkpoint(in_tmp / "straight/checkpoints/last",
+                           in_tmp / "resumed/checkpoints/last", atol=1e-5)
 
 
 def test_prior_trains_on_the_codes_and_samples_images(in_tmp, faces):

@@ -117,22 +117,22 @@ def check_nl2sql(directory: str, as_json: bool) -> None:
     click.echo(f"NL2SQL data in {directory} (alignment: share of condition values)")
     click.echo(render_table(["split", "questions", "tables", "invalid", "verbatim",
                              "normalised", "fuzzy", "failed", "aligned questions", "db"], rows))
-    invalid = [record for split in splits.values() for record in split["invalid"]]
-    problems = [problem for split in splits.values() for problem in split["db_problems"]]
-    if invalid:
-        click.echo(f"\n{len(invalid)} invalid record{'s' if len(invalid) > 1 else ''} "
-                   "(left out of training and evaluation):")
-        for record in invalid[:SHOWN_INVALID]:
-            click.echo(f"  {record['path']}:{record['line']}: {record['reason']}")
-        if len(invalid) > SHOWN_INVALID:
-            click.echo(f"  ... and {len(invalid) - SHOWN_INVALID} more (all with --json)")
-    if problems:
-        click.echo(f"\n{len(problems)} database problem{'s' if len(problems) > 1 else ''} "
-                   "(execution accuracy cannot run on these tables):")
-        for problem in problems[:SHOWN_INVALID]:
-            click.echo(f"  {problem}")
-        if len(problems) > SHOWN_INVALID:
-            click.echo(f"  ... and {len(problems) - SHOWN_INVALID} more (all with --json)")
+    invalid = [f"{record['path']}:{record['line']}: {record['reason']}"
+               for split in splits.values() for record in split["invalid"]]
+    _list_some(invalid, "invalid record", "left out of training and evaluation")
+    _list_some([problem for split in splits.values() for problem in split["db_problems"]],
+               "database problem", "execution accuracy cannot run on these tables")
+
+
+def _list_some(items: list[str], what: str, consequence: str) -> None:
+    """A count, then the first SHOWN_INVALID items (--json has them all)."""
+    if not items:
+        return
+    click.echo(f"\n{len(items)} {what}{'s' if len(items) > 1 else ''} ({consequence}):")
+    for item in items[:SHOWN_INVALID]:
+        click.echo(f"  {item}")
+    if len(items) > SHOWN_INVALID:
+        click.echo(f"  ... and {len(items) - SHOWN_INVALID} more (all with --json)")
 
 
 @data.group()
