@@ -64,7 +64,7 @@ def test_defaults_are_filled_and_overrides_parse_as_yaml():
 
 @pytest.mark.parametrize("raw, expected", [
     ({"task": "optbnch"}, "x.yaml: task: unknown task 'optbnch'; did you mean 'optbench'?"),
-    ({}, "x.yaml: task: missing required key; one of: optbench, vqvae, vqvae_prior"),
+    ({}, "x.yaml: task: missing required key; one of: optbench, vqvae, vqvae_prior, nl2sql"),
     ({"task": "optbench", "train": {"batch_size": True}},
      "x.yaml: train.batch_size: must be an integer >= 1, got true"),
     ({"task": "optbench", "optimizer": {"name": "sgd", "beta_1": 0.9}},

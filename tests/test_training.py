@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -116,6 +117,13 @@ def test_one_failing_config_does_not_stop_the_others(in_tmp):
     assert listed[2].split()[:3] == ["runs/bad", "optbench", "failed"]
     assert listed[3].split()[:4] == ["runs/good", "optbench", "finished", "16/16"]
 
+    # --stop-on-error: the first failure ends the study; the rest is listed, not started.
+    result = train(str(bad), str(good), "--stop-on-error", "--set", "run_dir=again/{config}")
+    assert result.exit_code == 1
+    table = result.output[result.output.index("config"):].splitlines()
+    assert "failed" in table[2] and "not started" in table[3]
+    assert not (in_tmp / "again/good").exists()
+
 
 def test_existing_run_dir_is_never_overwritten_without_resume(in_tmp):
     config = write_config(in_tmp, train={"epochs": 1})
@@ -148,3 +156,37 @@ def test_runs_lists_finished_failed_and_interrupted_runs(in_tmp, monkeypatch):
     assert rows[str(runs / "c_interrupted")][2] == "interrupted"
     assert rows[str(runs / "d_killed")][2] == "interrupted"
     assert rows[str(runs / "a_finished")][3:] == ["10/20", "val_accuracy=0.5", "1m05s"]
+
+
+def test_runs_filters_by_task_and_status_and_sorts_by_metric_or_best(in_tmp):
+    runs = in_tmp / "runs"
+    for name, task, status, best, psnr, mode in [
+            ("v1", "vqvae", "finished", 21.0, 21.0, "max"),
+            ("v2", "vqvae", "finished", 25.5, 25.0, "max"),
+            ("v3", "vqvae", "failed", None, None, "max"),
+            ("o1", "optbench", "finished", 0.3, None, "min"),
+            ("o2", "optbench", "finished", 0.1, None, "min")]:
+        folder = runs / name
+        folder.mkdir(parents=True)
+        (folder / "config.yaml").write_text(f"task: {task}\ntrain: {{monitor_mode: {mode}}}\n")
+        (folder / "summary.json").write_text(json.dumps({
+            "status": status, "step": 5, "total_steps": 5, "wall_seconds": 3,
+            "best": {"metric": "val_x", "value": best},
+            "final": {"val": {"psnr": psnr} if psnr is not None else {}}}))
+
+    def listed(*args):
+        result = CliRunner().invoke(cli, ["runs", str(runs), *args])
+        assert result.exit_code == 0, result.output
+        return [line.split() for line in result.output.splitlines()[2:]]
+
+    rows = listed("--task", "vqvae", "--metric", "val_psnr", "--sort", "val_psnr")
+    assert [Path(r[0]).name for r in rows] == ["v2", "v1", "v3"]  # highest first, none last
+    assert [r[-1] for r in rows] == ["25", "21", "-"]
+    rows = listed("--task", "optbench", "--sort", "best")  # min mode: lowest loss first
+    assert [Path(r[0]).name for r in rows] == ["o2", "o1"]
+    rows = listed("--task", "vqvae", "--sort", "best", "--status", "finished")
+    assert [Path(r[0]).name for r in rows] == ["v2", "v1"]  # max mode: highest first
+    assert [Path(r[0]).name for r in listed("--sort", "best", "--reverse",
+                                            "--task", "optbench")] == ["o1", "o2"]
+    result = CliRunner().invoke(cli, ["runs", str(runs), "--sort", "psnr"])
+    assert result.exit_code == 2 and "given with --metric" in result.output

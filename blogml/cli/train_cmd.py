@@ -28,13 +28,18 @@ def combined_exit_code(codes: list[int]) -> int:
 @click.option("--resume", is_flag=True, help="Continue the run of this config from "
               "checkpoints/last (the newest matching run under the run_dir template); finished "
               "runs are skipped, runs with nothing to resume start fresh.")
+@click.option("--continue-on-error/--stop-on-error", default=True, show_default=True,
+              help="After a run fails (NaN, crash, bad data), go on with the next config, "
+                   "or stop there (the rest is listed as not started).")
 def train(config_files: tuple[str, ...], overrides: tuple[str, ...], run_dir: str | None,
-          resume: bool) -> None:
+          resume: bool, continue_on_error: bool) -> None:
     """Train one run per CONFIG, one after another.
 
-    Every config is checked before anything runs. A failing run does not stop the others;
-    Ctrl-C (or SIGTERM) checkpoints the current run and stops. Exit code: 0 all finished,
-    1 a run failed, 2 bad input, 130 interrupted.
+    Every config is checked before anything runs. A failing run does not stop the others
+    (unless --stop-on-error); Ctrl-C (or SIGTERM) checkpoints the current run and stops.
+    A study survives being killed: re-run the same command with --resume, and finished runs
+    are skipped, interrupted ones continue from their checkpoint, the rest start. Exit
+    code: 0 all finished, 1 a run failed, 2 bad input, 130 interrupted.
     """
     from blogml.runners.launch import config_from_run_dir, execute, plan_runs
 
@@ -51,7 +56,8 @@ def train(config_files: tuple[str, ...], overrides: tuple[str, ...], run_dir: st
     for plan in plans:
         outcome = execute(plan)
         outcomes.append(outcome)
-        if outcome.exit_code == EXIT_INTERRUPTED:
+        if outcome.exit_code == EXIT_INTERRUPTED or (
+                outcome.exit_code != EXIT_OK and not continue_on_error):
             break
     rows = [[o.source, o.run_dir, o.status, "-" if o.step is None else str(o.step),
              format_metric(o.best), format_seconds(o.wall_seconds)] for o in outcomes]
