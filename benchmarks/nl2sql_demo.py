@@ -10,26 +10,15 @@ of the submission format). Prints one JSON line.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import yaml
+from subprocess_cli import blogml
 
 REPO = Path(__file__).resolve().parent.parent
 VOCAB = REPO.parent / "shared" / "bert-vocab" / "vocab.txt"
-
-
-def blogml(*args: str, cwd: Path) -> str:
-    env = dict(os.environ, CI="true", TF_CPP_MIN_LOG_LEVEL="3")
-    done = subprocess.run([sys.executable, "-m", "blogml", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"blogml {' '.join(args)} failed:\n{done.stderr[-2000:]}")
-    return done.stdout
 
 
 def main() -> None:
