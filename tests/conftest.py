@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+VOCAB = REPO.parent / "shared" / "bert-vocab" / "vocab.txt"  # the real Chinese BERT vocab
 
 
 def tiny_config(**sections: Any) -> dict[str, Any]:
@@ -59,6 +60,36 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CI", "true")
     return tmp_path
+
+
+def _blogml_in_process(*args: str) -> None:
+    from click.testing import CliRunner
+
+    from blogml.cli.main import cli
+
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An HDF5 cache (64 px) of 120 synthetic faces written in the CelebA layout."""
+    root = tmp_path_factory.mktemp("faces")
+    _blogml_in_process("data", "synth", "celeba", "--out", str(root / "src"), "--count", "120")
+    _blogml_in_process("data", "prepare", "celeba", "--src", str(root / "src"), "--out",
+                       str(root / "faces64.h5"))
+    return root / "faces64.h5"
+
+
+@pytest.fixture(scope="module")
+def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Synthetic NL2SQL data in the competition layout (160 train, 40 val, 20 test)."""
+    if not VOCAB.is_file():
+        pytest.skip(f"{VOCAB} not found")
+    root = tmp_path_factory.mktemp("nl2sql")
+    _blogml_in_process("data", "synth", "nl2sql", "--out", str(root), "--train", "160",
+                       "--val", "40", "--test", "20")
+    return root
 
 
 def sigterm_at(monkeypatch: pytest.MonkeyPatch, runner_class: type, stop_step: int) -> None:

@@ -14,7 +14,9 @@ from tests.reference_optimizers import Reference
 
 pytestmark = pytest.mark.backend_neutral
 
-ATOL = 1e-6
+# float32 against a float64 reference after a few steps. Keras's torch optimizers use
+# torch's own fused update kernels, which round differently (measured up to 2.3e-6).
+ATOL = 5e-6 if keras.backend.backend() == "torch" else 1e-6
 
 
 def problem(seed: int = 0) -> dict[str, np.ndarray]:

@@ -14,26 +14,12 @@ from blogml.cli.main import cli
 from blogml.metrics.nl2sql import score_files
 from blogml.runners import checkpoint as ckpt
 from blogml.runners.nl2sql.runner import NL2SQLRunner
-from tests.conftest import assert_same_checkpoint, sigterm_at
+from tests.conftest import VOCAB, assert_same_checkpoint, sigterm_at
 
 pytestmark = [pytest.mark.slow, pytest.mark.backend_neutral]
 
-VOCAB = Path(__file__).resolve().parents[2] / "shared" / "bert-vocab" / "vocab.txt"
-
-
 def invoke(*args: str):
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-
-@pytest.fixture(scope="module")
-def demo_data(tmp_path_factory) -> Path:
-    if not VOCAB.is_file():
-        pytest.skip(f"{VOCAB} not found")
-    root = tmp_path_factory.mktemp("nl2sql")
-    result = invoke("data", "synth", "nl2sql", "--out", str(root), "--train", "160", "--val",
-                    "40", "--test", "20")
-    assert result.exit_code == 0, result.output
-    return root
 
 
 def nl2sql_config(folder: Path, data: Path, name: str = "nl", **train) -> Path:

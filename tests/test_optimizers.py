@@ -18,7 +18,9 @@ pytestmark = pytest.mark.backend_neutral
     ("lamb", keras.optimizers.Lamb), ("lion", keras.optimizers.Lion),
 ])
 def test_names_map_to_keras_classes(name, cls):
-    assert type(build_optimizer({"name": name})) is cls
+    # On torch, Keras substitutes subclasses that call torch's fused kernels.
+    optimizer = build_optimizer({"name": name})
+    assert isinstance(optimizer, cls) and type(optimizer).__name__.endswith(cls.__name__)
 
 
 def test_sgd_with_momentum_follows_its_update_rule():

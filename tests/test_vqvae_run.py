@@ -25,16 +25,6 @@ def invoke(*args: str):
     return result
 
 
-@pytest.fixture(scope="module")
-def faces(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("faces")
-    assert invoke("data", "synth", "celeba", "--out", str(root / "src"), "--count",
-                  "120").exit_code == 0
-    assert invoke("data", "prepare", "celeba", "--src", str(root / "src"), "--out",
-                  str(root / "faces64.h5")).exit_code == 0
-    return root / "faces64.h5"
-
-
 def vqvae_config(folder: Path, data: Path, name: str = "vq", **train) -> Path:
     config = {
         "task": "vqvae", "seed": 0, "run_dir": f"runs/{name}",

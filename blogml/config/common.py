@@ -1,4 +1,5 @@
-"""The config keys every task shares (MISSION §2): seed, run_dir, backend, train, optimizer."""
+"""The config keys every task shares (MISSION §2): seed, run_dir, backend, train, optimizer,
+distribution."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import string
 from typing import Any
 
+from blogml.config.distribution import DISTRIBUTION, check_distribution
 from blogml.config.schema import Choice, Int, Issues, Section, Spec, Str, suggest
 from blogml.optimizers.schema import OPTIMIZER
 
@@ -60,6 +62,11 @@ def train_section(metrics: list[str], monitor: str, monitor_mode: str,
         "monitor_mode": Str(monitor_mode, "whether a lower or higher `monitor` is better",
                             choices=["min", "max"]),
         "jit_compile": Choice(["auto", True, False], "auto", "XLA-compile the train step"),
+        "mixed_precision": Choice(
+            [False, True, "float16", "bfloat16"], False,
+            "compute in float16 (Keras policy mixed_float16, with dynamic loss scaling; true "
+            "means the same) or bfloat16 (mixed_bfloat16); variables, outputs and losses stay "
+            "float32; false: float32 throughout"),
         **(extra or {}),
     })
 
@@ -88,5 +95,6 @@ def task_schema(task: str, *, data: Section, model: Section, metrics: list[str],
         "model": model,
         "optimizer": OPTIMIZER,
         "train": train_section(metrics, monitor, monitor_mode, extra_train),
+        "distribution": DISTRIBUTION,
     }
-    return Section(fields, validators=validators)
+    return Section(fields, validators=[check_distribution, *(validators or [])])

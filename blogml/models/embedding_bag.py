@@ -17,5 +17,6 @@ def build_embedding_bag(vocab_size: int, bag_length: int, embedding_dim: int,
     vectors = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True,
                                      name="embedding")(ids)
     pooled = keras.layers.GlobalAveragePooling1D(name="bag_mean")(vectors)
-    logits = keras.layers.Dense(num_classes, name="logits")(pooled)
+    # float32 logits under mixed precision, so the softmax and loss are too.
+    logits = keras.layers.Dense(num_classes, dtype="float32", name="logits")(pooled)
     return keras.Model(ids, logits, name="embedding_bag")

@@ -16,6 +16,8 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from blogml import replicas
+
 NUM_CONNECTORS = 3
 NOT_SELECTED = 6  # aggregation class of a column that is not selected (after the 6 aggs)
 NOT_A_VALUE = 4   # operator class of a question token that is not in a condition value
@@ -61,8 +63,10 @@ class NL2SQLModel(keras.Model):
         link = ops.squeeze(self.link_score(pair), -1)  # [batch, tokens, columns]
         header_mask = ops.expand_dims(ops.cast(inputs["header_mask"], "bool"), 1)
         link = ops.where(header_mask, link, ops.cast(-1e4, link.dtype))
-        return {"conn": self.conn_head(encoded[:, 0]), "agg": self.agg_head(columns),
-                "op": self.op_head(encoded), "link": link}
+        logits = {"conn": self.conn_head(encoded[:, 0]), "agg": self.agg_head(columns),
+                  "op": self.op_head(encoded), "link": link}
+        # float32 under mixed precision: the cross-entropies take these logits as they are.
+        return {name: ops.cast(value, "float32") for name, value in logits.items()}
 
     def head_losses(self, x: dict, y: dict, y_pred: dict) -> dict:
         """Each head's masked cross-entropy."""
@@ -76,7 +80,7 @@ class NL2SQLModel(keras.Model):
         }
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        return sum(self.head_losses(x, y, y_pred).values())
+        return replicas.loss_share(sum(self.head_losses(x, y, y_pred).values()))
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None) -> dict:
         super().compute_metrics(x, y, y_pred, sample_weight)

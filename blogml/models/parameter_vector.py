@@ -32,5 +32,7 @@ class ParameterVector(keras.layers.Layer):
 def build_parameter_model(initial: np.ndarray, name: str) -> keras.Model:
     """A model with the single variable `parameters/theta`, starting at `initial`."""
     inputs = keras.Input((1,), name="dummy")
-    theta = ParameterVector(initial, name="parameters")(inputs)
+    # float32 whatever the dtype policy: θ is the output itself, and rounding it to float16
+    # would change the problem being optimised, not just the arithmetic.
+    theta = ParameterVector(initial, name="parameters", dtype="float32")(inputs)
     return keras.Model(inputs, theta, name=name)

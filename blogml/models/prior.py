@@ -53,7 +53,8 @@ def build_prior(num_codes: int, grid: int, hidden: int = 128, layers: int = 4, h
     for i in range(layers):
         h = decoder_block(h, hidden, heads, dropout, f"block{i}")
     h = keras.layers.LayerNormalization(name="final_ln")(h)
-    logits = keras.layers.Dense(num_codes, name="logits")(h)
+    # float32 logits under mixed precision: the softmax, loss and sampling read them.
+    logits = keras.layers.Dense(num_codes, dtype="float32", name="logits")(h)
     return keras.Model(tokens, logits, name="prior")
 
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from blogml import replicas
+
 
 def straight_through(z, e):
     """e in the forward pass, identity gradient to z in the backward pass: z + sg(e − z)."""
@@ -82,16 +84,15 @@ class VectorQuantizer(keras.layers.Layer):
 
     def _ema_update(self, flat, codes) -> None:
         assigned = ops.one_hot(codes, self.num_codes, dtype=flat.dtype)  # [n, K]
-        counts = ops.sum(assigned, axis=0)
-        sums = ops.matmul(ops.transpose(assigned), flat)
+        # Statistics of the global batch: under tf.distribute each replica holds a slice.
+        counts, sums = replicas.all_sum([ops.sum(assigned, axis=0),
+                                         ops.matmul(ops.transpose(assigned), flat)])
         cluster_size = self.decay * self.cluster_size + (1.0 - self.decay) * counts
         code_sum = self.decay * self.code_sum + (1.0 - self.decay) * sums
         if self.restart_dead_after is not None:
             steps_unused = ops.where(counts > 0, 0, self.steps_unused + 1)
             dead = steps_unused >= self.restart_dead_after
-            picks = keras.random.randint((self.num_codes,), 0, ops.shape(flat)[0],
-                                         seed=self.seed_generator)
-            fresh = ops.take(flat, picks, axis=0)
+            fresh = self._random_rows(flat)
             cluster_size = ops.where(dead, 1.0, cluster_size)
             code_sum = ops.where(dead[:, None], fresh, code_sum)
             self.steps_unused.assign(ops.where(dead, 0, steps_unused))
@@ -100,3 +101,17 @@ class VectorQuantizer(keras.layers.Layer):
         self.cluster_size.assign(cluster_size)
         self.code_sum.assign(code_sum)
         self.codebook.assign(code_sum / smoothed[:, None])
+
+    def _random_rows(self, flat):
+        """One random row of the global batch per code. Under tf.distribute the rows are
+        numbered across the replicas' slices, so the picks, drawn alike on every replica, are
+        the ones one device would draw; each row comes from the replica that holds it."""
+        local = ops.shape(flat)[0]
+        picks = keras.random.randint((self.num_codes,), 0, local * replicas.count(),
+                                     seed=self.seed_generator)
+        if replicas.count() == 1:
+            return ops.take(flat, picks, axis=0)
+        start = replicas.index() * local
+        mine = ops.logical_and(picks >= start, picks < start + local)
+        rows = ops.take(flat, ops.where(mine, picks - start, 0), axis=0)
+        return replicas.all_sum([ops.where(mine[:, None], rows, ops.zeros_like(rows))])[0]

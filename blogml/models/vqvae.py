@@ -17,6 +17,7 @@ import math
 import keras
 from keras import ops
 
+from blogml import replicas
 from blogml.models.quantizer import VectorQuantizer, straight_through
 
 
@@ -56,7 +57,8 @@ def build_decoder(grid_size: int, z_dim: int, residual_blocks: int) -> keras.Mod
     h = keras.layers.BatchNormalization(name="up0_bn")(h)
     h = keras.layers.ReLU(name="up0_relu")(h)
     h = keras.layers.Conv2DTranspose(3, 4, strides=2, padding="same", name="up1")(h)
-    images = keras.layers.Activation("tanh", name="tanh")(h)
+    # float32 images under mixed precision: the reconstruction loss and PSNR read them.
+    images = keras.layers.Activation("tanh", dtype="float32", name="tanh")(h)
     return keras.Model(codes, images, name="decoder")
 
 
@@ -90,9 +92,11 @@ class VQVAE(keras.Model):
         self.image_size, self.num_codes, self.beta = image_size, num_codes, beta
         self.grid_size = image_size // 4
         self.encoder = build_encoder(image_size, z_dim, blocks)
+        # float32 whatever the dtype policy: nearest-code distances and the EMA statistics
+        # lose codes to rounding in float16.
         self.quantizer = VectorQuantizer(num_codes, z_dim, update=codebook_update, decay=decay,
                                          epsilon=epsilon, restart_dead_after=restart_dead_after,
-                                         seed=seed, name="quantizer")
+                                         seed=seed, dtype="float32", name="quantizer")
         self.decoder = build_decoder(self.grid_size, z_dim, blocks)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in
                          ("mse", "psnr", "perplexity", "codes_used", "commitment")}
@@ -104,7 +108,9 @@ class VQVAE(keras.Model):
         super().build(input_shape)
 
     def call(self, images, training: bool = False) -> dict:
-        z = self.encoder(images, training=training)
+        # z in float32 like the quantiser's e, so the straight-through sum and the loss
+        # terms mix no dtypes under mixed precision; the decoder casts back to its own.
+        z = ops.cast(self.encoder(images, training=training), "float32")
         e, codes = self.quantizer(z, training=training)
         # The decoder sees e; the encoder receives the decoder's gradient unchanged.
         reconstruction = self.decoder(straight_through(z, e), training=training)
@@ -121,7 +127,7 @@ class VQVAE(keras.Model):
         loss = reconstruction + self.beta * commitment
         if self.quantizer.update == "loss":
             loss = loss + ops.mean(ops.square(ops.stop_gradient(z) - e))
-        return loss
+        return replicas.loss_share(loss)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None) -> dict:
         super().compute_metrics(x, y, y_pred, sample_weight)

@@ -28,6 +28,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from blogml import replicas
 from blogml.optimizers import (
     accumulation,
     control,
@@ -167,6 +168,10 @@ class DerivedOptimizer:
     # ---- the update ---------------------------------------------------------------------
 
     def _backend_apply_gradients(self, grads: list, trainable_variables: list) -> None:
+        # Under tf.distribute each replica holds the gradient of its share of the loss: sum
+        # them first, so that every trick (clipping, accumulation, the lazy mask, ...) sees
+        # the global-batch gradient and every replica makes the same single-device update.
+        grads = replicas.all_sum(grads)
         steps = self.tricks.accumulation_steps
         if steps == 1:
             self._update(grads, trainable_variables)
@@ -208,7 +213,7 @@ class DerivedOptimizer:
                                                                       trainable_variables)],
                            written=slows, visible=trainable_variables)
 
-        self._backend_update_step(grads, trainable_variables, learning_rate)
+        self._base_step(grads, trainable_variables, learning_rate)
 
         for k, old in previous.items():
             self._post_process(trainable_variables[k], plans[k], old, grads[k],
@@ -222,6 +227,16 @@ class DerivedOptimizer:
             for i, variable in zip(indices, trainable_variables):
                 self._average[i].assign(ema.update(self._average[i].value, variable.value,
                                                    tricks.ema_momentum))
+
+    def _base_step(self, grads: list, trainable_variables: list, learning_rate) -> None:
+        """The base optimizer's step rule. In a tf.distribute replica step the gradients are
+        already summed over the replicas, so each replica applies them to its own copy of the
+        variables; Keras's TF `_backend_update_step` would sum them once more."""
+        if replicas.count() == 1:
+            self._backend_update_step(grads, trainable_variables, learning_rate)
+            return
+        for grad, variable in zip(grads, trainable_variables):
+            self.update_step(grad, variable, learning_rate)
 
     def _state_for(self, indices: list[int], trainable_variables: list) -> list[keras.Variable]:
         """Every variable an update may change: weights, base slots, slow weights, averages."""

@@ -28,6 +28,7 @@ from blogml.data.batches import Batch
 from blogml.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BlogmlError
 from blogml.optimizers import build_optimizer
 from blogml.runners import checkpoint as ckpt
+from blogml.runners import distribution, precision
 from blogml.runners.console import progress_bar, run_logging
 from blogml.runners.events import EventLog, read_events
 from blogml.runners.plots import plot_curves
@@ -106,16 +107,32 @@ class BaseRunner:
 
     # ---- setup ------------------------------------------------------------------------
 
-    def setup(self) -> None:
-        """Seed everything, build data and the compiled model with its optimizer."""
+    def setup(self, distributed: bool = True) -> None:
+        """Seed everything, build data and the compiled model with its optimizer, under
+        the dtype policy of `train.mixed_precision` (layers keep the policy they are built
+        with; the global one is restored afterwards, see `precision`) and in the scope of
+        `distribution.strategy` (one device when not `distributed`: evaluating, predicting,
+        or a run loaded by another run)."""
         keras.utils.set_random_seed(self.config["seed"])
-        self.build_data()
-        model = self.build_model()
-        model.compile(optimizer=build_optimizer(self.config["optimizer"]),
-                      jit_compile=self.train_config["jit_compile"], **self.compile_args())
-        # Optimizer variables must exist before a checkpoint can be restored into them.
-        model.optimizer.build(model.trainable_variables)
+        strategy = self.config["distribution"]["strategy"] if distributed else "none"
+        self.distribution = distribution.create({**self.config["distribution"],
+                                                 "strategy": strategy},
+                                                self.train_config["batch_size"])
+        with precision.policy_scope(precision.policy_name(self.train_config["mixed_precision"])):
+            self.build_data()
+            with self.distribution.scope():
+                model = self.build_model()
+                # Under mixed_float16 this wraps the optimizer in a LossScaleOptimizer.
+                model.compile(optimizer=build_optimizer(self.config["optimizer"]),
+                              jit_compile=self.train_config["jit_compile"],
+                              **self.compile_args())
+                # Optimizer variables must exist before a checkpoint can be restored into them.
+                model.optimizer.build(model.trainable_variables)
         self.model = model
+
+    def close(self) -> None:
+        """Release what the run's distribution set for the process (JAX's global one)."""
+        self.distribution.close()
 
     @property
     def steps_per_epoch(self) -> int:
@@ -145,7 +162,8 @@ class BaseRunner:
     def evaluation_weights(self) -> contextlib.AbstractContextManager:
         """The weights to evaluate, predict and keep as `best` with: the EMA of the weights
         when the optimizer keeps one for evaluation (`optimizer.ema`), else the weights."""
-        swap = getattr(self.model.optimizer, "evaluation_weights", None)
+        swap = getattr(precision.base_optimizer(self.model.optimizer), "evaluation_weights",
+                       None)
         return swap() if swap is not None else contextlib.nullcontext()
 
     # ---- evaluation -------------------------------------------------------------------
@@ -155,7 +173,7 @@ class BaseRunner:
         totals: dict[str, float] = {}
         count = 0
         for batch in self.eval_batches(split):
-            logs = self.model.test_on_batch(*batch, return_dict=True)
+            logs = self.distribution.test_on_batch(self.model, batch)
             size = len(batch[0])
             for name, value in logs.items():
                 totals[name] = totals.get(name, 0.0) + float(value) * size
@@ -205,7 +223,7 @@ class BaseRunner:
             if bar is None:
                 bar = progress_bar(self.steps_per_epoch, position,
                                    f"epoch {epoch + 1}/{config['epochs']}")
-            logs = self.model.train_on_batch(*next(batches), return_dict=True)
+            logs = self.distribution.train_on_batch(self.model, next(batches))
             state.step += 1
             bar.update(1)
             loss = float(logs["loss"])
@@ -307,6 +325,9 @@ class BaseRunner:
             "best": {"metric": self.monitor, "value": state.best_value, "step": state.best_step},
             "final": {"val": state.last_eval, "train": self._events.last.get("train", {})},
             **({"data": report} if (report := self.data_report()) else {}),
+            "precision": precision.report(self.model),
+            "distribution": {"strategy": self.config["distribution"]["strategy"],
+                             "replicas": self.distribution.replicas},
             "wall_seconds": round(state.wall_seconds, 3),
             "train_seconds": round(train_seconds, 3),
             "steps_per_sec": round(state.step / train_seconds, 3) if train_seconds > 0 else None,

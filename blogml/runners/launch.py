@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from blogml.errors import (
     RunDirError,
 )
 from blogml.runners.rundir import RunDir, effective_status
+from blogml.runners.workers import is_chief_process
 
 
 @dataclass
@@ -36,6 +38,7 @@ class RunPlan:
     run_dir: RunDir
     resume: bool  # continue from checkpoints/last
     skip: str = ""  # why nothing needs doing (a finished run under --resume)
+    scratch: bool = False  # a multi_worker non-chief's throwaway run dir (see _plan_worker)
 
 
 @dataclass
@@ -117,6 +120,19 @@ def _plan_one(loaded: LoadedConfig, run_dir_option: str | None, resume: bool, wh
     return RunPlan(loaded, RunDir(path), resume=False)
 
 
+def _plan_worker(loaded: LoadedConfig, run_dir_option: str | None, resume: bool) -> RunPlan:
+    """A non-chief worker of a `multi_worker` run: it trains in step with the chief, which
+    alone owns the run dir, so it writes into a scratch dir, removed at its end. Resuming,
+    it starts from a copy of the chief's `checkpoints/last`, as the chief does."""
+    scratch = RunDir(tempfile.mkdtemp(prefix="blogml-worker-"))
+    shared = RunDir(run_dir_option) if run_dir_option else _find_previous(loaded)
+    last = shared.checkpoint("last") if resume and shared is not None else None
+    if last is None or not last.joinpath("checkpoint.h5").is_file():
+        return RunPlan(loaded, scratch, resume=False, scratch=True)
+    shutil.copytree(last, scratch.checkpoint("last"))
+    return RunPlan(loaded, scratch, resume=True, scratch=True)
+
+
 def plan_runs(configs: list[LoadedConfig], run_dir_option: str | None,
               resume: bool) -> list[RunPlan]:
     """Decide every run directory up front; raise one error listing every problem."""
@@ -133,7 +149,10 @@ def plan_runs(configs: list[LoadedConfig], run_dir_option: str | None,
     plans, problems, taken = [], [], set()
     for loaded in configs:
         try:
-            plan = _plan_one(loaded, run_dir_option, resume, when, taken)
+            if is_chief_process(loaded.values["distribution"]):
+                plan = _plan_one(loaded, run_dir_option, resume, when, taken)
+            else:
+                plan = _plan_worker(loaded, run_dir_option, resume)
         except BlogmlError as error:
             problems.append(str(error))
             continue
@@ -186,11 +205,14 @@ def _native_stderr_silenced() -> Iterator[None]:
         os.close(saved)
 
 
-def build_runner(loaded: LoadedConfig, run_dir: RunDir, fresh_session: bool = True) -> Any:
+def build_runner(loaded: LoadedConfig, run_dir: RunDir, fresh_session: bool = True,
+                 distributed: bool = True) -> Any:
     """The task's runner, set up (data, model, optimizer built).
 
     `fresh_session=False` for a runner built inside another's setup (the prior loads its
     VQ-VAE run): clearing the session then would pull the ground from under the caller.
+    `distributed=False` builds it on one device whatever its `distribution.strategy` (to
+    evaluate, predict or sample, or inside another run).
     """
     from blogml.runners.registry import TASKS
 
@@ -202,7 +224,7 @@ def build_runner(loaded: LoadedConfig, run_dir: RunDir, fresh_session: bool = Tr
         # on what ran before in this process.
         keras.backend.clear_session()
     runner = TASKS[loaded.task].runner_class()(loaded.values, run_dir, loaded.source)
-    runner.setup()
+    runner.setup(distributed=distributed)
     return runner
 
 
@@ -217,7 +239,7 @@ def trained_runner(run_dir: str, checkpoint: str = "best") -> tuple[Any, Any]:
 
     location = run.checkpoint(checkpoint) if checkpoint in ("best", "last") else Path(checkpoint)
     loaded = load_checkpoint(location)  # before building: a bad path fails fast
-    runner = build_runner(config, run)
+    runner = build_runner(config, run, distributed=False)
     runner.restore(loaded)
     return runner, loaded
 
@@ -250,6 +272,7 @@ def execute(plan: RunPlan) -> Outcome:
     if not plan.resume:
         plan.run_dir.create()
         plan.run_dir.config.write_text(dump_config(plan.loaded.values), encoding="utf-8")
+    runner = None
     try:
         runner = build_runner(plan.loaded, plan.run_dir)
         result = runner.train(resume=plan.resume)
@@ -258,5 +281,10 @@ def execute(plan: RunPlan) -> Outcome:
             shutil.rmtree(plan.run_dir.path, ignore_errors=True)
         return Outcome(plan.loaded.source, str(plan.run_dir), "error", EXIT_BAD_INPUT,
                        message=str(error))
+    finally:
+        if runner is not None:
+            runner.close()
+        if plan.scratch:
+            shutil.rmtree(plan.run_dir.path, ignore_errors=True)
     return Outcome(plan.loaded.source, str(plan.run_dir), result.status, result.exit_code,
                    result.step, result.best, result.wall_seconds, result.message)

@@ -43,7 +43,17 @@ def _check_codebook(config: dict[str, Any], path: str, issues: Issues) -> None:
                    "trainable weight, which a restart inside the forward pass cannot set)")
 
 
+def _check_strategy(config: dict[str, Any], path: str, issues: Issues) -> None:
+    strategy = config["distribution"]["strategy"]
+    if strategy in ("mirrored", "multi_worker"):
+        issues.add(join(path, "distribution.strategy"),
+                   f"{strategy} is not supported for the VQ-VAE: BatchNormalization would "
+                   "normalise each replica's slice on its own, and the EMA codebook's "
+                   "all-reduce can fail in tf.distribute's collectives; use backend: jax "
+                   "with strategy: data_parallel (exact), or none")
+
+
 SCHEMA = task_schema(
     "vqvae", data=DATA, model=MODEL, metrics=METRICS, monitor="val_psnr", monitor_mode="max",
     extra_train=sample_keys(8, 64),
-    validators=[_check_codebook])
+    validators=[_check_codebook, _check_strategy])

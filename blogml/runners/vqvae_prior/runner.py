@@ -36,7 +36,7 @@ class VQVAEPriorRunner(BaseRunner):
         data = self.config["data"]
         vqvae_dir = RunDir(data["vqvae_run"])
         self.vqvae = build_runner(config_from_run_dir(str(vqvae_dir)), vqvae_dir,
-                                  fresh_session=False)
+                                  fresh_session=False, distributed=False)
         checkpoint = ckpt.load_checkpoint(vqvae_dir.checkpoint(data["checkpoint"]))
         self.vqvae.restore(checkpoint)
         self.num_codes = self.vqvae.model.num_codes

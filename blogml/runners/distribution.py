@@ -1,0 +1,81 @@
+"""`distribution.strategy`: the engine that spreads each training step over devices.
+
+The loop in `base.py` asks a `Distribution` for a few things only: a scope to build the
+model and optimizer in, one training (or evaluation) step on a global batch, and whether
+this process writes the run directory. `none` is the plain single-device path; `data_parallel` is
+keras.distribution.DataParallel (JAX shards each batch itself inside `train_on_batch`);
+`mirrored` and `multi_worker` are tf.distribute strategies, behind `distribute_tf`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import keras
+
+from blogml.data.batches import Batch
+from blogml.errors import BlogmlError
+
+
+class Distribution:
+    """One device (`strategy: none`)."""
+
+    replicas = 1
+    is_chief = True  # writes the run directory
+
+    def scope(self) -> contextlib.AbstractContextManager:
+        """Where the model and its optimizer must be built."""
+        return contextlib.nullcontext()
+
+    def train_on_batch(self, model: keras.Model, batch: Batch) -> dict[str, Any]:
+        """One update on the global batch; the logs as `model.train_on_batch` returns them."""
+        return model.train_on_batch(*batch, return_dict=True)
+
+    def test_on_batch(self, model: keras.Model, batch: Batch) -> dict[str, Any]:
+        """The compiled metrics of one evaluation batch, as `model.test_on_batch` gives them."""
+        return model.test_on_batch(*batch, return_dict=True)
+
+    def close(self) -> None:
+        """Undo what the distribution set for the process."""
+
+
+class DataParallel(Distribution):
+    """keras.distribution.DataParallel over the first `devices` local devices (JAX).
+
+    Set globally before the model is built (its variables are then replicated) and kept
+    for the run: Keras's JAX trainer shards every batch it is given along the batch axis.
+    """
+
+    def __init__(self, devices: int | None) -> None:
+        available = keras.distribution.list_devices()
+        if devices is not None and devices > len(available):
+            raise BlogmlError(f"distribution.devices: {devices}, but this machine has "
+                              f"{len(available)} ({', '.join(available)})")
+        chosen = available[:devices] if devices else available
+        self.replicas = len(chosen)
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=chosen))
+
+    def close(self) -> None:
+        keras.distribution.set_distribution(None)
+
+
+def create(section: dict[str, Any], batch_size: int) -> Distribution:
+    """The distribution of a resolved `distribution:` section, for a global batch of
+    `batch_size` (`train.batch_size`), which must give each replica an equal slice."""
+    strategy = section["strategy"]
+    if strategy == "none":
+        return Distribution()
+    if strategy == "data_parallel":
+        distribution: Distribution = DataParallel(section["devices"])
+    else:
+        from blogml.runners import distribute_tf
+
+        distribution = distribute_tf.TFStrategy(strategy, section["devices"],
+                                                section["timeout"])
+    if batch_size % distribution.replicas:
+        distribution.close()
+        raise BlogmlError(f"train.batch_size: {batch_size} does not split evenly over the "
+                          f"{distribution.replicas} replicas of distribution.strategy "
+                          f"{strategy}; make it a multiple of {distribution.replicas}")
+    return distribution
