@@ -19,6 +19,8 @@ import pytest
 from blogml.errors import BlogmlError
 from blogml.models.bert import BertConfig, build_bert, checkpoint_kind, load_bert
 
+pytestmark = pytest.mark.models
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "bert-vocab"
 SMALL = dict(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
              intermediate_size=64, max_position_embeddings=64, type_vocab_size=2)

@@ -12,7 +12,7 @@ import pytest
 from blogml.optimizers import build_optimizer
 from tests.reference_optimizers import Reference
 
-pytestmark = pytest.mark.backend_neutral
+pytestmark = [pytest.mark.backend_neutral, pytest.mark.models]
 
 # float32 against a float64 reference after a few steps. Keras's torch optimizers use
 # torch's own fused update kernels, which round differently (measured up to 2.3e-6).

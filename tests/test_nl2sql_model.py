@@ -12,6 +12,8 @@ from blogml.models.nl2sql import NOT_A_VALUE, NOT_SELECTED
 from blogml.runners.nl2sql.decode import decode
 from blogml.runners.nl2sql.features import encode
 
+pytestmark = pytest.mark.models
+
 VOCAB = Path(__file__).resolve().parents[2] / "shared" / "bert-vocab" / "vocab.txt"
 
 TABLE = Table(id="t1", name="Table_t1", title="楼盘成交",

@@ -9,7 +9,7 @@ import pytest
 from blogml.errors import ConfigError
 from blogml.optimizers import build_optimizer
 
-pytestmark = pytest.mark.backend_neutral
+pytestmark = [pytest.mark.backend_neutral, pytest.mark.models]
 
 
 @pytest.mark.parametrize("name, cls", [

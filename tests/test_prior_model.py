@@ -10,7 +10,7 @@ import pytest
 
 from blogml.models.prior import bits_per_code, build_prior, sample, shift_right
 
-pytestmark = pytest.mark.backend_neutral
+pytestmark = [pytest.mark.backend_neutral, pytest.mark.models]
 
 
 def test_inputs_are_the_codes_shifted_right_after_a_start_token():

@@ -13,7 +13,7 @@ from blogml.runners.launch import build_runner
 from blogml.runners.optbench.problems import PROBLEMS
 from blogml.runners.rundir import RunDir
 
-pytestmark = pytest.mark.backend_neutral  # CI runs these under JAX too
+pytestmark = [pytest.mark.backend_neutral, pytest.mark.models]  # CI: JAX and torch too
 
 
 def resolved(data: dict, model: dict | None = None, **sections) -> dict:

@@ -27,7 +27,7 @@ from blogml import replicas
 
 def straight_through(z, e):
     """e in the forward pass, identity gradient to z in the backward pass: z + sg(e − z)."""
-    return z + ops.stop_gradient(e - z)
+    return ops.add(z, ops.stop_gradient(ops.subtract(e, z)))  # z may be a NumPy array
 
 
 class VectorQuantizer(keras.layers.Layer):

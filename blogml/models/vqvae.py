@@ -121,7 +121,8 @@ class VQVAE(keras.Model):
         return self.decoder(self.quantizer.lookup(codes), training=False)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        reconstruction = ops.mean(ops.square(y_pred["reconstruction"] - x))
+        # ops.subtract, not `-`: x may be a NumPy array, which torch tensors do not mix with.
+        reconstruction = ops.mean(ops.square(ops.subtract(y_pred["reconstruction"], x)))
         z, e = y_pred["z"], y_pred["e"]
         commitment = ops.mean(ops.square(z - ops.stop_gradient(e)))
         loss = reconstruction + self.beta * commitment
