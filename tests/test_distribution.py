@@ -20,6 +20,7 @@ import yaml
 
 from blogml.config.loader import check_config
 from tests.conftest import REPO, assert_same_checkpoint, cli_env, tiny_config
+from tests.test_nl2sql_run import nl2sql_config
 from tests.test_vqvae_run import vqvae_config
 
 # Accumulation (2 micro-batches per update) and EMA: the optimizer state that must stay in
@@ -80,16 +81,27 @@ def test_mirrored_step_equals_one_device(in_tmp):
     _assert_same_runs(in_tmp / "runs", [("opt", "opt-mirrored")])
 
 
+def _nl2sql(folder: Path, data: Path, strategy: str) -> dict[str, Any]:
+    config = yaml.safe_load(nl2sql_config(folder, data, "nl-template", epochs=1).read_text())
+    return {**config, "backend": "jax", "run_dir": "runs/{config}",
+            "distribution": {"strategy": strategy}}
+
+
 @pytest.mark.slow
-def test_data_parallel_step_equals_one_device(in_tmp, faces):
+def test_data_parallel_step_equals_one_device(in_tmp, faces, demo_data):
     configs = [_write(in_tmp, "opt", _optbench("jax", "none")),
                _write(in_tmp, "opt-dp", _optbench("jax", "data_parallel")),
                _write(in_tmp, "vq", _vqvae(in_tmp, faces, "jax", "none")),
-               _write(in_tmp, "vq-dp", _vqvae(in_tmp, faces, "jax", "data_parallel"))]
+               _write(in_tmp, "vq-dp", _vqvae(in_tmp, faces, "jax", "data_parallel")),
+               _write(in_tmp, "nl", _nl2sql(in_tmp, demo_data, "none")),
+               _write(in_tmp, "nl-dp", _nl2sql(in_tmp, demo_data, "data_parallel"))]
     env = dict(cli_env(), XLA_FLAGS="--xla_force_host_platform_device_count=2")
     result = _train(["-m", "blogml", "train", *configs], in_tmp, env)
     assert result.returncode == 0, result.stdout + result.stderr
-    _assert_same_runs(in_tmp / "runs", [("opt", "opt-dp"), ("vq", "vq-dp")])
+    _assert_same_runs(in_tmp / "runs", [("opt", "opt-dp"), ("vq", "vq-dp"), ("nl", "nl-dp")])
+    # Evaluation on the sharded model decodes the same SQL: the same val metrics.
+    assert _summary(in_tmp / "runs/nl")["final"]["val"] == \
+        _summary(in_tmp / "runs/nl-dp")["final"]["val"]
 
 
 def _free_ports(count: int) -> list[int]:
@@ -170,8 +182,10 @@ def test_strategy_needs_its_backend(backend, strategy, message):
 
 
 @pytest.mark.parametrize("strategy", ["mirrored", "multi_worker"])
-def test_vqvae_refuses_tf_strategies_and_points_to_data_parallel(tmp_path, strategy):
-    config = _vqvae(tmp_path, tmp_path, "tensorflow", strategy)
-    _, issues = check_config(config, "vq.yaml")
-    assert [i.path for i in issues] == ["distribution.strategy"]
-    assert "BatchNormalization" in issues[0].message and "data_parallel" in issues[0].message
+def test_vqvae_and_nl2sql_refuse_tf_strategies_and_point_to_data_parallel(tmp_path, strategy):
+    vqvae = _vqvae(tmp_path, tmp_path, "tensorflow", strategy)
+    nl2sql = {**_nl2sql(tmp_path, tmp_path, strategy), "backend": "tensorflow"}
+    for config, reason in ((vqvae, "BatchNormalization"), (nl2sql, "per replica slice")):
+        _, issues = check_config(config, "x.yaml")
+        assert [i.path for i in issues] == ["distribution.strategy"]
+        assert reason in issues[0].message and "data_parallel" in issues[0].message

@@ -57,6 +57,15 @@ def _check_bert(config: dict[str, Any], path: str, issues: Issues) -> None:
                                               "vocab.txt; give its path")
 
 
+def _check_strategy(config: dict[str, Any], path: str, issues: Issues) -> None:
+    strategy = config["distribution"]["strategy"]
+    if strategy in ("mirrored", "multi_worker"):
+        issues.add(join(path, "distribution.strategy"),
+                   f"{strategy} is not supported for nl2sql yet: its masked losses would be "
+                   "averaged per replica slice, not over the global batch; use backend: jax "
+                   "with strategy: data_parallel (exact), or none")
+
+
 SCHEMA = task_schema(
     "nl2sql", data=DATA, model=MODEL, metrics=METRICS, monitor="val_lf_accuracy",
-    monitor_mode="max", validators=[_check_bert])
+    monitor_mode="max", validators=[_check_bert, _check_strategy])
