@@ -41,7 +41,7 @@ def test_rerunning_a_killed_study_resumes_the_killed_run_and_skips_finished_ones
     assert killed["status"] == "running"  # as the kill left it; `runs` shows interrupted
     assert not (tmp_path / "runs/c").exists()
     checkpointed = ckpt.load_checkpoint(tmp_path / "runs/b/checkpoints/last").meta["loop"]["step"]
-    assert 100 <= checkpointed <= killed["step"]
+    assert checkpointed >= 100  # (summary.json is written just after each checkpoint)
 
     rerun = run_blogml(command, tmp_path)
     assert rerun.returncode == 0, rerun.stderr
