@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from blogml.config.common import task_schema
+from blogml.config.distribution import refuse_tf_strategies
 from blogml.config.schema import ExistingPath, Float, Int, Issues, Section, join
 
 DATA = Section({
@@ -57,15 +58,8 @@ def _check_bert(config: dict[str, Any], path: str, issues: Issues) -> None:
                                               "vocab.txt; give its path")
 
 
-def _check_strategy(config: dict[str, Any], path: str, issues: Issues) -> None:
-    strategy = config["distribution"]["strategy"]
-    if strategy in ("mirrored", "multi_worker"):
-        issues.add(join(path, "distribution.strategy"),
-                   f"{strategy} is not supported for nl2sql yet: its masked losses would be "
-                   "averaged per replica slice, not over the global batch; use backend: jax "
-                   "with strategy: data_parallel (exact), or none")
-
-
 SCHEMA = task_schema(
     "nl2sql", data=DATA, model=MODEL, metrics=METRICS, monitor="val_lf_accuracy",
-    monitor_mode="max", validators=[_check_bert, _check_strategy])
+    monitor_mode="max", validators=[_check_bert, refuse_tf_strategies(
+        "nl2sql", "its masked losses would be averaged per replica slice, not over the "
+                  "global batch")])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from blogml.config.common import sample_keys, task_schema
+from blogml.config.distribution import refuse_tf_strategies
 from blogml.config.schema import ExistingPath, Float, Int, Issues, Section, Str, join
 
 DATA = Section({
@@ -43,17 +44,10 @@ def _check_codebook(config: dict[str, Any], path: str, issues: Issues) -> None:
                    "trainable weight, which a restart inside the forward pass cannot set)")
 
 
-def _check_strategy(config: dict[str, Any], path: str, issues: Issues) -> None:
-    strategy = config["distribution"]["strategy"]
-    if strategy in ("mirrored", "multi_worker"):
-        issues.add(join(path, "distribution.strategy"),
-                   f"{strategy} is not supported for the VQ-VAE: BatchNormalization would "
-                   "normalise each replica's slice on its own, and the EMA codebook's "
-                   "all-reduce can fail in tf.distribute's collectives; use backend: jax "
-                   "with strategy: data_parallel (exact), or none")
-
-
 SCHEMA = task_schema(
     "vqvae", data=DATA, model=MODEL, metrics=METRICS, monitor="val_psnr", monitor_mode="max",
     extra_train=sample_keys(8, 64),
-    validators=[_check_codebook, _check_strategy])
+    validators=[_check_codebook, refuse_tf_strategies(
+        "the VQ-VAE", "BatchNormalization would normalise each replica's slice on its own, "
+                      "and the EMA codebook's all-reduce can fail in tf.distribute's "
+                      "collectives")])
