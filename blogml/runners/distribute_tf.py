@@ -46,7 +46,6 @@ class TFStrategy(Distribution):
             self.strategy = tf.distribute.MultiWorkerMirroredStrategy(
                 communication_options=options)
         self.replicas = self.strategy.num_replicas_in_sync
-        self.is_chief = self.strategy.extended.should_checkpoint
         self._train_step: Callable[[Any], dict[str, Any]] | None = None
         self._test_step: Callable[[Any], dict[str, Any]] | None = None
 

@@ -1,8 +1,9 @@
 """`distribution.strategy`: the engine that spreads each training step over devices.
 
 The loop in `base.py` asks a `Distribution` for a few things only: a scope to build the
-model and optimizer in, one training (or evaluation) step on a global batch, and whether
-this process writes the run directory. `none` is the plain single-device path; `data_parallel` is
+model and optimizer in, and one training (or evaluation) step on a global batch (which
+process writes the run directory is `workers.is_chief_process`, decided before Keras
+starts). `none` is the plain single-device path; `data_parallel` is
 keras.distribution.DataParallel (JAX shards each batch itself inside `train_on_batch`);
 `mirrored` and `multi_worker` are tf.distribute strategies, behind `distribute_tf`.
 """
@@ -22,7 +23,6 @@ class Distribution:
     """One device (`strategy: none`)."""
 
     replicas = 1
-    is_chief = True  # writes the run directory
 
     def scope(self) -> contextlib.AbstractContextManager:
         """Where the model and its optimizer must be built."""
