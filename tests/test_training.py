@@ -8,6 +8,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from blogml.cli.main import cli
@@ -132,6 +133,20 @@ def test_existing_run_dir_is_never_overwritten_without_resume(in_tmp):
     assert result.exit_code == 2 and "already holds a run; pass --resume" in result.output
     result = train(str(config), "--resume")  # finished: nothing to do
     assert result.exit_code == 0 and "skipped (already finished)" in result.output
+
+
+def test_resume_finds_a_run_made_before_config_keys_were_added(in_tmp):
+    """A run made by an older blogml lacks keys added since (with defaults): `--resume`
+    with the same config still finds it, instead of starting a new run."""
+    config = write_config(in_tmp, train={"epochs": 1})
+    assert train(str(config)).exit_code == 0
+    stored = in_tmp / "runs/tiny/config.yaml"
+    old = yaml.safe_load(stored.read_text())
+    del old["distribution"], old["train"]["mixed_precision"]
+    stored.write_text(yaml.safe_dump(old))
+    result = train(str(config), "--resume")
+    assert result.exit_code == 0 and "skipped (already finished)" in result.output
+    assert sorted(p.name for p in (in_tmp / "runs").iterdir()) == ["tiny"]
 
 
 def test_runs_lists_finished_failed_and_interrupted_runs(in_tmp, monkeypatch):

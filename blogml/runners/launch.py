@@ -58,6 +58,14 @@ def _comparable(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k != "run_dir"}
 
 
+def _stored_config(run_dir: RunDir) -> dict[str, Any]:
+    """A run's config.yaml resolved by today's schema: a key added since the run was made
+    gets its default, as in a config checked now, so it does not count as a difference."""
+    raw = run_dir.read_config()
+    values, issues = check_config(raw, str(run_dir.config))
+    return raw if issues else values
+
+
 def _differences(a: Any, b: Any, path: str = "") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         keys = list(a) + [k for k in b if k not in a]
@@ -79,7 +87,7 @@ def _find_previous(loaded: LoadedConfig) -> RunDir | None:
                         key=lambda r: r.config.stat().st_mtime, reverse=True)
     for run_dir in candidates:
         try:
-            if _comparable(run_dir.read_config()) == _comparable(loaded.values):
+            if _comparable(_stored_config(run_dir)) == _comparable(loaded.values):
                 return run_dir
         except (OSError, BlogmlError, ValueError):
             continue
@@ -91,7 +99,8 @@ def _plan_one(loaded: LoadedConfig, run_dir_option: str | None, resume: bool, wh
     if resume:
         run_dir = RunDir(run_dir_option) if run_dir_option else _find_previous(loaded)
         if run_dir is not None and run_dir.is_run():
-            differs = _differences(_comparable(run_dir.read_config()), _comparable(loaded.values))
+            differs = _differences(_comparable(_stored_config(run_dir)),
+                                   _comparable(loaded.values))
             if differs:
                 raise RunDirError(
                     f"{run_dir}: was run with a different config ({', '.join(differs)} differ "
