@@ -72,14 +72,14 @@ def encode(questions: Sequence[Question], tables: dict[str, Table],
                      for table_id, table in tables.items()}
     encodings = tokenizer.encode_batch([q.question for q in questions])
     rows: list[tuple[Question, dict, dict | None, list]] = []
-    features = Features([], {}, None, [])
+    skipped: list[tuple[int, str]] = []
     for question, encoding in zip(questions, encodings):
         table = tables[question.table_id]
         fitted = _fit(encoding.ids, [h.ids for h in header_pieces[question.table_id]],
                       max_length)
         if fitted is None:
-            features.skipped.append((question.line, f"{len(table.header)} columns do not fit "
-                                                    f"data.max_length {max_length}"))
+            skipped.append((question.line, f"{len(table.header)} columns do not fit "
+                                           f"data.max_length {max_length}"))
             continue
         inputs = _inputs(tokenizer, *fitted, max_length, num_columns)
         spans = encoding.offsets[:len(fitted[0])]
@@ -87,18 +87,18 @@ def encode(questions: Sequence[Question], tables: dict[str, Table],
         if labels:
             target, why = _labels(question, table, spans, max_length, num_columns)
             if target is None:
-                features.skipped.append((question.line, why))
+                skipped.append((question.line, why))
                 continue
         rows.append((question, inputs, target, spans))
-    features.questions = [row[0] for row in rows]
-    features.inputs = {name: np.stack([row[1][name] for row in rows]) if rows
-                       else np.zeros((0, max_length), np.int32) for name in INPUT_NAMES}
-    if labels:
-        features.labels = {name: np.stack([row[2][name] for row in rows]) if rows
-                           else np.zeros((0,), np.int32) for name in LABEL_NAMES}
-    features.token_spans = [row[3] for row in rows]
-    return features
 
+    def stacked(index: int, names: tuple[str, ...], empty_shape: tuple[int, ...]) -> dict:
+        return {name: np.stack([row[index][name] for row in rows]) if rows
+                else np.zeros(empty_shape, np.int32) for name in names}
+
+    return Features(questions=[row[0] for row in rows],
+                    inputs=stacked(1, INPUT_NAMES, (0, max_length)),
+                    labels=stacked(2, LABEL_NAMES, (0,)) if labels else None,
+                    token_spans=[row[3] for row in rows], skipped=skipped)
 
 def _inputs(tokenizer: WordPieceTokenizer, question: list[int], headers: list[list[int]],
             max_length: int, num_columns: int) -> dict[str, np.ndarray]:

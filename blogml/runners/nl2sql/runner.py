@@ -118,9 +118,9 @@ class NL2SQLRunner(BaseRunner):
     # ---- predictions and metrics --------------------------------------------------------
 
     def _predict(self, features: Features, tables: dict[str, Table], what: str
-                 ) -> list[dict[str, Any]]:
-        """Decoded `sql` of every row of `features`."""
-        predictions = []
+                 ) -> dict[int, dict[str, Any]]:
+        """Decoded `sql` of every row of `features`, by the question's line."""
+        predictions = {}
         count = len(features.questions)
         with tqdm(total=count, desc=what, unit="question", disable=not interactive(),
                   leave=False, file=sys.stderr) as bar:
@@ -130,9 +130,9 @@ class NL2SQLRunner(BaseRunner):
                 outputs = {name: keras.ops.convert_to_numpy(value) for name, value in
                            self.model.predict_on_batch(inputs).items()}
                 for row, question in enumerate(features.questions[start:start + EVAL_BATCH]):
-                    predictions.append(decode(outputs, row, question.question,
-                                              features.token_spans[start + row],
-                                              tables[question.table_id]))
+                    predictions[question.line] = decode(outputs, row, question.question,
+                                                        features.token_spans[start + row],
+                                                        tables[question.table_id])
                 bar.update(len(inputs["token_ids"]))
         return predictions
 
@@ -143,8 +143,7 @@ class NL2SQLRunner(BaseRunner):
         if split not in self._eval_features:
             self._eval_features[split] = self._features(data.questions, data.tables)
         features = self._eval_features[split]
-        predicted = dict(zip((q.line for q in features.questions),
-                             self._predict(features, data.tables, f"evaluating {split}")))
+        predicted = self._predict(features, data.tables, f"evaluating {split}")
         connection = sqlite3.connect(f"file:{data.db_path}?mode=ro", uri=True)
         try:
             metrics = score(((predicted.get(q.line), q.sql, _table_record(data.tables[q.table_id]))
@@ -163,8 +162,7 @@ class NL2SQLRunner(BaseRunner):
             print(f"{problem.path}:{problem.line}: {problem.reason}; wrote an empty "
                   "prediction for it", file=sys.stderr)
         features = self._features(questions, tables)
-        predicted = dict(zip((q.line for q in features.questions),
-                             self._predict(features, tables, "predicting")))
+        predicted = self._predict(features, tables, "predicting")
         empty = {"sel": [], "agg": [], "cond_conn_op": 0, "conds": []}
         lines = sorted([q.line for q in questions]
                        + [p.line for p in invalid if p.path == str(input_path)])
