@@ -7,7 +7,6 @@ rejected before anything runs: `mirrored` and `multi_worker` are tf.distribute s
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from blogml.config.schema import Int, Issues, Section, Str, join
@@ -49,14 +48,3 @@ def check_distribution(config: dict[str, Any], path: str, issues: Issues) -> Non
                    "is for strategy mirrored or data_parallel (multi_worker uses every local "
                    "device of each worker); remove it or change the strategy")
 
-
-def refuse_tf_strategies(task: str, reason: str) -> Callable[[dict[str, Any], str, Issues], None]:
-    """A task validator refusing `mirrored` and `multi_worker` (with `reason`) for a task
-    whose step is not yet exact under tf.distribute; `data_parallel` is offered instead."""
-    def check(config: dict[str, Any], path: str, issues: Issues) -> None:
-        strategy = config["distribution"]["strategy"]
-        if STRATEGY_BACKEND.get(strategy) == "tensorflow":
-            issues.add(join(path, "distribution.strategy"),
-                       f"{strategy} is not supported for {task} yet: {reason}; use backend: "
-                       "jax with strategy: data_parallel (exact), or none")
-    return check

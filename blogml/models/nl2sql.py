@@ -26,10 +26,15 @@ HEADS = ("conn", "agg", "op", "link")
 
 
 def _masked_cross_entropy(labels, logits, mask):
-    """Mean cross-entropy over the positions where `mask` is 1 (0 when there are none)."""
+    """This replica's share of the mean cross-entropy over the positions of the global batch
+    where `mask` is 1 (0 when there are none): the sum over its own slice divided by the
+    count over every replica, so the shares add up to the one-device mean (on one device,
+    the mean itself). A mean per slice would weigh a slice with few value tokens as much
+    as one with many."""
     mask = ops.cast(mask, logits.dtype)
     loss = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
-    return ops.sum(loss * mask) / ops.maximum(ops.sum(mask), 1.0)
+    [count] = replicas.all_sum([ops.sum(mask)])
+    return ops.sum(loss * mask) / ops.maximum(count, 1.0)
 
 
 class NL2SQLModel(keras.Model):
@@ -69,7 +74,7 @@ class NL2SQLModel(keras.Model):
         return {name: ops.cast(value, "float32") for name, value in logits.items()}
 
     def head_losses(self, x: dict, y: dict, y_pred: dict) -> dict:
-        """Each head's masked cross-entropy."""
+        """Each head's masked cross-entropy (this replica's share, see above)."""
         value_tokens = ops.cast(x["question_mask"], "int32") * ops.cast(
             ops.not_equal(y["op"], NOT_A_VALUE), "int32")
         return {
@@ -80,12 +85,14 @@ class NL2SQLModel(keras.Model):
         }
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        return replicas.loss_share(sum(self.head_losses(x, y, y_pred).values()))
+        return sum(self.head_losses(x, y, y_pred).values())
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None) -> dict:
         super().compute_metrics(x, y, y_pred, sample_weight)
         for name, loss in self.head_losses(x, y, y_pred).items():
-            self.head_trackers[name].update_state(loss)
+            # Each replica logs the global value its share stands for, as Keras does for the
+            # loss; the logs are averaged over the replicas.
+            self.head_trackers[name].update_state(loss * replicas.count())
         return self.get_metrics_result()
 
     @property

@@ -1,6 +1,7 @@
 """VQ-VAE (van den Oord et al. 2017) as in the seed post "VQ-VAE的简明介绍" (MISSION §4).
 
-encoder: two 4×4 stride-2 convolutions with BN/ReLU, then residual blocks;
+encoder: two 4×4 stride-2 convolutions with BN/ReLU, then residual blocks (BN over the
+global batch under tf.distribute, see `batch_norm`);
 quantiser: nearest code of a learned codebook, straight-through gradient;
 decoder: the encoder mirrored with transposed convolutions, tanh output in [−1, 1].
 
@@ -18,6 +19,7 @@ import keras
 from keras import ops
 
 from blogml import replicas
+from blogml.models.batch_norm import GlobalBatchNormalization
 from blogml.models.quantizer import VectorQuantizer, straight_through
 
 
@@ -25,7 +27,7 @@ def residual_block(x, channels: int, name: str):
     """ReLU, 3×3 conv, BN, ReLU, 1×1 conv, added to the input."""
     h = keras.layers.ReLU(name=f"{name}_relu1")(x)
     h = keras.layers.Conv2D(channels, 3, padding="same", name=f"{name}_conv3")(h)
-    h = keras.layers.BatchNormalization(name=f"{name}_bn")(h)
+    h = GlobalBatchNormalization(name=f"{name}_bn")(h)
     h = keras.layers.ReLU(name=f"{name}_relu2")(h)
     h = keras.layers.Conv2D(channels, 1, name=f"{name}_conv1")(h)
     return keras.layers.Add(name=f"{name}_add")([x, h])
@@ -41,7 +43,7 @@ def build_encoder(image_size: int, z_dim: int, residual_blocks: int) -> keras.Mo
     h = images
     for i in range(2):
         h = keras.layers.Conv2D(z_dim, 4, strides=2, padding="same", name=f"down{i}")(h)
-        h = keras.layers.BatchNormalization(name=f"down{i}_bn")(h)
+        h = GlobalBatchNormalization(name=f"down{i}_bn")(h)
         h = keras.layers.ReLU(name=f"down{i}_relu")(h)
     for i in range(residual_blocks):
         h = residual_block(h, z_dim, f"res{i}")
@@ -54,7 +56,7 @@ def build_decoder(grid_size: int, z_dim: int, residual_blocks: int) -> keras.Mod
     for i in range(residual_blocks):
         h = residual_block(h, z_dim, f"res{i}")
     h = keras.layers.Conv2DTranspose(z_dim, 4, strides=2, padding="same", name="up0")(h)
-    h = keras.layers.BatchNormalization(name="up0_bn")(h)
+    h = GlobalBatchNormalization(name="up0_bn")(h)
     h = keras.layers.ReLU(name="up0_relu")(h)
     h = keras.layers.Conv2DTranspose(3, 4, strides=2, padding="same", name="up1")(h)
     # float32 images under mixed precision: the reconstruction loss and PSNR read them.
@@ -72,9 +74,11 @@ def code_statistics(codes, num_codes: int):
     """(perplexity, fraction of codes used) of a batch of code indices.
 
     Perplexity exp(−Σ p log p) of the code histogram: 1 when one code is used for
-    everything, `num_codes` when all are used equally.
+    everything, `num_codes` when all are used equally. The histogram is the global batch's
+    (summed over tf.distribute replicas), as these do not average over slices.
     """
-    counts = ops.sum(ops.one_hot(ops.reshape(codes, (-1,)), num_codes), axis=0)
+    [counts] = replicas.all_sum([ops.sum(ops.one_hot(ops.reshape(codes, (-1,)), num_codes),
+                                         axis=0)])
     p = counts / ops.sum(counts)
     entropy = -ops.sum(ops.where(p > 0, p * ops.log(ops.maximum(p, 1e-12)), 0.0))
     return ops.exp(entropy), ops.mean(ops.cast(counts > 0, "float32"))

@@ -8,7 +8,8 @@ on each through `strategy.run`, and the logs are averaged over the replicas. Wit
 scaled by 1/replicas and gradients summed (Keras, and `blogml.replicas` for blogml's own
 losses and optimizer), a step equals the single-device step on the global batch.
 Evaluation gives every replica the whole batch (the same results, and an evaluation batch
-need not split evenly); every worker evaluates, as the collectives require.
+need not split evenly); every worker evaluates, as the collectives require. Prediction
+calls the model once, outside the replicas.
 """
 
 from __future__ import annotations
@@ -35,19 +36,53 @@ def _local_devices(count: int | None) -> list[str]:
     return [d.name for d in devices[:count]]
 
 
+def _new_collective_keys() -> None:
+    """Give the next MirroredStrategy collective group keys of its own.
+
+    tf.distribute numbers the groups of its collectives from the class attribute
+    `_collective_key_base`, the same for every strategy made in a process. The runs of a
+    study share one process, so the second run's all-reduces would meet the first run's
+    under the same keys and fail with "Shape mismatch in the collective instance". TF's own
+    tests move the base for each strategy they make; so does this.
+    """
+    tf.distribute.MirroredStrategy._collective_key_base += _KEYS_PER_STRATEGY
+
+
+_KEYS_PER_STRATEGY = 100_000  # group keys one strategy may use (as in TF's tests)
+
+# The process's MultiWorkerMirroredStrategy and its timeout, made by its first multi_worker
+# run. TensorFlow starts the worker's cluster server with the first one; a second one waits
+# for a server that never comes, so later runs of a study reuse it (their collectives then
+# take new keys from the same strategy).
+_MULTI_WORKER: dict[int, tf.distribute.MultiWorkerMirroredStrategy] = {}
+
+
+def _multi_worker_strategy(timeout: int) -> tf.distribute.MultiWorkerMirroredStrategy:
+    if not _MULTI_WORKER:
+        # A collective that waits longer than `timeout` for a peer (a dead worker) fails the
+        # step, so the run ends with an error instead of hanging.
+        options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout)
+        _MULTI_WORKER[timeout] = tf.distribute.MultiWorkerMirroredStrategy(
+            communication_options=options)
+    if timeout not in _MULTI_WORKER:
+        raise BlogmlError(f"distribution.timeout: {timeout}, but an earlier multi_worker run "
+                          f"of this process set {next(iter(_MULTI_WORKER))}, and TensorFlow "
+                          "starts a worker's cluster once per process; give the runs of one "
+                          "command the same timeout, or run them as separate commands")
+    return _MULTI_WORKER[timeout]
+
+
 class TFStrategy(Distribution):
     def __init__(self, strategy: str, devices: int | None, timeout: int) -> None:
         if strategy == "mirrored":
+            _new_collective_keys()
             self.strategy = tf.distribute.MirroredStrategy(devices=_local_devices(devices))
         else:
-            # A collective that waits longer than `timeout` for a peer (a dead worker) fails
-            # the step, so the run ends with an error instead of hanging.
-            options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout)
-            self.strategy = tf.distribute.MultiWorkerMirroredStrategy(
-                communication_options=options)
+            self.strategy = _multi_worker_strategy(timeout)
         self.replicas = self.strategy.num_replicas_in_sync
         self._train_step: Callable[[Any], dict[str, Any]] | None = None
         self._test_step: Callable[[Any], dict[str, Any]] | None = None
+        self._predict: Callable[[Any], Any] | None = None
 
     def scope(self) -> contextlib.AbstractContextManager:
         return self.strategy.scope()
@@ -66,6 +101,14 @@ class TFStrategy(Distribution):
         model.reset_metrics()
         return _floats(self._test_step(tuple(tf.nest.map_structure(tf.convert_to_tensor, part)
                                              for part in batch)))
+
+    def predict_on_batch(self, model: keras.Model, inputs: Any) -> Any:
+        """The model called once, in cross-replica context (it reads the replicas' common
+        weights): Keras's own `predict_on_batch` would run the batch on every replica and
+        concatenate the copies."""
+        if self._predict is None:
+            self._predict = tf.function(lambda batch: model(batch, training=False))
+        return self._predict(tf.nest.map_structure(tf.convert_to_tensor, inputs))
 
     def _build(self, model: keras.Model, batch: Batch) -> None:
         """Keras builds the compiled loss and metrics from the shapes of a first batch,

@@ -1,7 +1,7 @@
 """`distribution.strategy`: the engine that spreads each training step over devices.
 
 The loop in `base.py` asks a `Distribution` for a few things only: a scope to build the
-model and optimizer in, and one training (or evaluation) step on a global batch (which
+model and optimizer in, and one training, evaluation or prediction step on a global batch (which
 process writes the run directory is `workers.is_chief_process`, decided before Keras
 starts). `none` is the plain single-device path; `data_parallel` is
 keras.distribution.DataParallel (JAX shards each batch itself inside `train_on_batch`);
@@ -35,6 +35,10 @@ class Distribution:
     def test_on_batch(self, model: keras.Model, batch: Batch) -> dict[str, Any]:
         """The compiled metrics of one evaluation batch, as `model.test_on_batch` gives them."""
         return model.test_on_batch(*batch, return_dict=True)
+
+    def predict_on_batch(self, model: keras.Model, inputs: Any) -> Any:
+        """The model's outputs on one batch, one row per input row."""
+        return model.predict_on_batch(inputs)
 
     def close(self) -> None:
         """Undo what the distribution set for the process."""

@@ -128,7 +128,7 @@ class NL2SQLRunner(BaseRunner):
                 inputs = {name: array[start:start + EVAL_BATCH]
                           for name, array in features.inputs.items()}
                 outputs = {name: keras.ops.convert_to_numpy(value) for name, value in
-                           self.model.predict_on_batch(inputs).items()}
+                           self.distribution.predict_on_batch(self.model, inputs).items()}
                 for row, question in enumerate(features.questions[start:start + EVAL_BATCH]):
                     predictions[question.line] = decode(outputs, row, question.question,
                                                         features.token_spans[start + row],

@@ -6,7 +6,6 @@ import os
 from typing import Any
 
 from blogml.config.common import task_schema
-from blogml.config.distribution import refuse_tf_strategies
 from blogml.config.schema import ExistingPath, Float, Int, Issues, Section, join
 
 DATA = Section({
@@ -60,6 +59,4 @@ def _check_bert(config: dict[str, Any], path: str, issues: Issues) -> None:
 
 SCHEMA = task_schema(
     "nl2sql", data=DATA, model=MODEL, metrics=METRICS, monitor="val_lf_accuracy",
-    monitor_mode="max", validators=[_check_bert, refuse_tf_strategies(
-        "nl2sql", "its masked losses would be averaged per replica slice, not over the "
-                  "global batch")])
+    monitor_mode="max", validators=[_check_bert])

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from blogml.config.common import sample_keys, task_schema
-from blogml.config.distribution import refuse_tf_strategies
 from blogml.config.schema import ExistingPath, Float, Int, Issues, Section, Str, join
 
 DATA = Section({
@@ -47,7 +46,4 @@ def _check_codebook(config: dict[str, Any], path: str, issues: Issues) -> None:
 SCHEMA = task_schema(
     "vqvae", data=DATA, model=MODEL, metrics=METRICS, monitor="val_psnr", monitor_mode="max",
     extra_train=sample_keys(8, 64),
-    validators=[_check_codebook, refuse_tf_strategies(
-        "the VQ-VAE", "BatchNormalization would normalise each replica's slice on its own, "
-                      "and the EMA codebook's all-reduce can fail in tf.distribute's "
-                      "collectives")])
+    validators=[_check_codebook])
