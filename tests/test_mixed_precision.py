@@ -94,6 +94,17 @@ def apply(optimizer: keras.optimizers.Optimizer, gradient: np.ndarray,
         variable.assign(value)
 
 
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16", "float32"])
+def test_float16_on_a_jax_cpu_is_warned_of(policy, caplog):
+    from blogml.runners.precision import warn_of_float16_on_a_jax_cpu
+
+    warn_of_float16_on_a_jax_cpu(policy)
+    on_a_jax_cpu = keras.backend.backend() == "jax" and all(
+        d.startswith("cpu") for d in keras.distribution.list_devices())
+    warned = [r.message for r in caplog.records if "float16 on a CPU under JAX" in r.message]
+    assert len(warned) == (policy == "mixed_float16" and on_a_jax_cpu)
+
+
 def test_derived_tricks_apply_unchanged_under_loss_scaling():
     """The LossScaleOptimizer hands the unscaled gradients to the derived optimizer, so
     accumulation, Lookahead and EMA make the same updates as without it (scale 2^15 divides

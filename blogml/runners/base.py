@@ -118,7 +118,9 @@ class BaseRunner:
         self.distribution = distribution.create({**self.config["distribution"],
                                                  "strategy": strategy},
                                                 self.train_config["batch_size"])
-        with precision.policy_scope(precision.policy_name(self.train_config["mixed_precision"])):
+        policy = precision.policy_name(self.train_config["mixed_precision"])
+        precision.warn_of_float16_on_a_jax_cpu(policy)
+        with precision.policy_scope(policy):
             self.build_data()
             with self.distribution.scope():
                 model = self.build_model()

@@ -18,10 +18,13 @@ still runs there; its variables (loss scale, steps since the last change) come f
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 import keras
+
+log = logging.getLogger("blogml")
 
 # train.mixed_precision -> Keras dtype policy (`true` is the MISSION's spelling of float16).
 POLICIES: dict[Any, str] = {False: "float32", True: "mixed_float16",
@@ -31,6 +34,17 @@ POLICIES: dict[Any, str] = {False: "float32", True: "mixed_float16",
 def policy_name(setting: bool | str) -> str:
     """The Keras dtype policy of a `train.mixed_precision` value."""
     return POLICIES[setting]
+
+
+def warn_of_float16_on_a_jax_cpu(name: str) -> None:
+    """float16 under JAX on a CPU is slower than float32, and XLA:CPU cannot run a float16
+    matmul with float32 accumulation, which Keras's attention uses when it has no dropout
+    (the step fails with "precision 'F16_F16_F32' is not supported by dot_general")."""
+    if (name == "mixed_float16" and keras.backend.backend() == "jax"
+            and all(d.startswith("cpu") for d in keras.distribution.list_devices())):
+        log.warning("train.mixed_precision: float16 on a CPU under JAX is slower than float32, "
+                    "and attention without dropout fails there (XLA:CPU has no float16 "
+                    "matmul with float32 accumulation); use false or bfloat16 on a CPU")
 
 
 @contextlib.contextmanager
