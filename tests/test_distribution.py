@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -234,3 +235,27 @@ def test_killing_a_worker_fails_the_run_and_both_resume_it_to_the_end(in_tmp):
 def test_strategy_needs_its_backend(backend, strategy, message):
     _, issues = check_config(_optbench(backend, strategy), "x.yaml")
     assert [(i.path, message in i.message) for i in issues] == [("distribution.strategy", True)]
+
+
+def test_a_worker_whose_study_cannot_start_leaves_no_scratch_dir(in_tmp, monkeypatch):
+    from blogml.config.loader import LoadedConfig, dump_config
+    from blogml.errors import RunDirError
+    from blogml.runners.launch import plan_runs
+
+    monkeypatch.setattr(tempfile, "tempdir", str(in_tmp / "tmp"))
+    (in_tmp / "tmp").mkdir()
+    cluster = {"worker": ["localhost:1", "localhost:2"]}
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster,
+                                                "task": {"type": "worker", "index": 1}}))
+    worker, busy = (LoadedConfig(f"{name}.yaml", check_config(values, name)[0]) for name, values in
+                    (("mw", _optbench("tensorflow", "multi_worker")),
+                     ("busy", _optbench("tensorflow", "none"))))
+    # `busy` was started by a process that still runs (this one): it cannot be resumed.
+    run = in_tmp / "runs/busy"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(dump_config(busy.values))
+    (run / "summary.json").write_text(json.dumps({"status": "running", "pid": os.getpid(),
+                                                  "host": socket.gethostname()}))
+    with pytest.raises(RunDirError, match="is still running"):
+        plan_runs([worker, busy], None, resume=True)
+    assert list((in_tmp / "tmp").iterdir()) == []

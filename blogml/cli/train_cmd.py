@@ -41,7 +41,7 @@ def train(config_files: tuple[str, ...], overrides: tuple[str, ...], run_dir: st
     are skipped, interrupted ones continue from their checkpoint, the rest start. Exit
     code: 0 all finished, 1 a run failed, 2 bad input, 130 interrupted.
     """
-    from blogml.runners.launch import config_from_run_dir, execute, plan_runs
+    from blogml.runners.launch import config_from_run_dir, discard, execute, plan_runs
 
     if config_files:
         configs = load_configs(config_files, parse_overrides(overrides))
@@ -59,6 +59,7 @@ def train(config_files: tuple[str, ...], overrides: tuple[str, ...], run_dir: st
         if outcome.exit_code == EXIT_INTERRUPTED or (
                 outcome.exit_code != EXIT_OK and not continue_on_error):
             break
+    discard(plans[len(outcomes):])
     rows = [[o.source, o.run_dir, o.status, "-" if o.step is None else str(o.step),
              format_metric(o.best), format_seconds(o.wall_seconds)] for o in outcomes]
     rows += [[p.loaded.source, str(p.run_dir), "not started", "-", "-", "-"]

@@ -168,8 +168,16 @@ def plan_runs(configs: list[LoadedConfig], run_dir_option: str | None,
         taken.add(plan.run_dir.path)
         plans.append(plan)
     if problems:
+        discard(plans)
         raise RunDirError("\n".join(problems))
     return plans
+
+
+def discard(plans: list[RunPlan]) -> None:
+    """Remove the scratch dirs of planned runs that will not be executed."""
+    for plan in plans:
+        if plan.scratch:
+            shutil.rmtree(plan.run_dir.path, ignore_errors=True)
 
 
 def config_from_run_dir(run_dir: str) -> LoadedConfig:
