@@ -6,7 +6,9 @@ different function from the one-device model. This layer sums the statistics ove
 replicas (`blogml.replicas`) before normalising, so training under `mirrored` or
 `multi_worker` equals training on one device. The variance is taken in two passes (the
 global mean first, then the mean squared deviation from it), as on one device, rather than
-as E[x²] − E[x]², which cancels badly when the mean is large. With one replica (one
+as E[x²] − E[x]², which cancels badly when the mean is large (Keras's own
+`synchronized=True` does that, and only on TensorFlow; this overrides the same `_moments`
+hook, so a Keras upgrade that renames it fails the distribution tests). With one replica (one
 device, or JAX's DataParallel, which computes on the global batch itself) it is Keras's
 layer unchanged, with the same weights, so checkpoints carry over either way.
 """
