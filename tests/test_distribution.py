@@ -86,7 +86,7 @@ def _prior(backend: str, strategy: str) -> dict[str, Any]:
             "data": {"vqvae_run": "runs/vq"},
             "model": {"hidden": 16, "layers": 1, "heads": 2, "dropout": 0.0},
             "optimizer": {"name": "sgd", "learning_rate": 0.05, "momentum": 0.9},
-            "train": {**TRAIN, "batch_size": 16, "sample_every": 1000},
+            "train": {**TRAIN, "batch_size": 16, "sample_every": 4, "sample_count": 3},
             "distribution": {"strategy": strategy}}
 
 
@@ -118,6 +118,8 @@ def test_mirrored_step_equals_one_device(in_tmp, faces, demo_data):
     root = in_tmp / "runs"
     _assert_same_runs(root, [("opt", "opt-mirrored"), ("vq", "vq-mirrored"),
                              ("nl", "nl-mirrored"), ("prior", "prior-mirrored")])
+    # The prior samples through one model call per position, not one per replica (3 rows).
+    assert (root / "prior-mirrored/samples/samples_0000004.png").is_file()
     # The logs are the global batch's too: the code histogram (perplexity, codes used) is
     # summed over the replicas, the heads' losses are global masked means, and NL2SQL's
     # decoded val metrics (one model call per batch, not one per replica) are the same.
@@ -145,6 +147,7 @@ def test_data_parallel_step_equals_one_device(in_tmp, faces, demo_data):
     assert result.returncode == 0, result.stdout + result.stderr
     _assert_same_runs(in_tmp / "runs", [("opt", "opt-dp"), ("vq", "vq-dp"), ("nl", "nl-dp"),
                                         ("prior", "prior-dp")])
+    assert (in_tmp / "runs/prior-dp/samples/samples_0000004.png").is_file()
     # Evaluation on the sharded model decodes the same SQL: the same val metrics.
     assert _summary(in_tmp / "runs/nl")["final"]["val"] == \
         _summary(in_tmp / "runs/nl-dp")["final"]["val"]

@@ -10,6 +10,8 @@ bits per code (nats / ln 2).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import keras
 import numpy as np
@@ -69,14 +71,19 @@ def bits_per_code(nats: float) -> float:
     return nats / math.log(2.0)
 
 
-def sample(prior: keras.Model, count: int, num_codes: int, grid: int, temperature: float = 1.0,
-           seed: int = 0) -> np.ndarray:
-    """Draw `count` code grids [count, grid, grid], one position at a time."""
+def sample(predict: Callable[[np.ndarray], Any], count: int, num_codes: int, grid: int,
+           temperature: float = 1.0, seed: int = 0) -> np.ndarray:
+    """Draw `count` code grids [count, grid, grid], one position at a time.
+
+    `predict` maps model inputs to the prior's logits: the model's compiled
+    `predict_on_batch` (or a distribution's), since an eager call per position costs
+    several times more (15 s instead of 6 s for 16 demo grids on a 2-core CPU).
+    """
     rng = np.random.default_rng(seed)
     tokens = np.full((count, grid * grid), num_codes, dtype=np.int32)
     codes = np.zeros((count, grid * grid), dtype=np.int32)
     for position in range(grid * grid):
-        logits = keras.ops.convert_to_numpy(prior(tokens, training=False))[:, position]
+        logits = keras.ops.convert_to_numpy(predict(tokens))[:, position]
         logits = logits.astype(np.float64) / temperature
         p = np.exp(logits - logits.max(axis=1, keepdims=True))
         p /= p.sum(axis=1, keepdims=True)

@@ -104,7 +104,8 @@ class VQVAEPriorRunner(BaseRunner):
 
     def write_samples(self, path: Path, count: int, temperature: float, seed: int) -> Path:
         """Sample `count` code grids, decode them with the VQ-VAE, save one PNG grid."""
-        grids = sample(self.model, count, self.num_codes, self.grid, temperature, seed)
+        grids = sample(lambda tokens: self.distribution.predict_on_batch(self.model, tokens),
+                       count, self.num_codes, self.grid, temperature, seed)
         images = to_uint8(keras.ops.convert_to_numpy(self.vqvae.model.decode_codes(grids)))
         columns = math.ceil(math.sqrt(count))
         rows = [images[i:i + columns] for i in range(0, count, columns)]
