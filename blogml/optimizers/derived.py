@@ -253,10 +253,15 @@ class DerivedOptimizer:
                       learning_rate) -> None:
         """Paramwise lr, layer adaptation, weight decay and the lazy mask, in §3's order."""
         learning_rate = ops.cast(learning_rate, variable.dtype) * plan.lr_multiplier
-        delta = (variable.value - old) * plan.lr_multiplier
-        if plan.adapt:
-            delta = delta * layer_adaptation.trust_ratio(old, delta, learning_rate)
-        theta = old + delta
+        if plan.lr_multiplier == 1.0 and not plan.adapt:
+            theta = variable.value  # θ + Δ as the base step left it: no need to rebuild it
+        else:
+            delta = variable.value - old
+            if plan.lr_multiplier != 1.0:
+                delta = delta * plan.lr_multiplier
+            if plan.adapt:
+                delta = delta * layer_adaptation.trust_ratio(old, delta, learning_rate)
+            theta = old + delta
         if plan.decay:
             theta = weight_decay.decay(theta, old, learning_rate, self.tricks.weight_decay)
         if plan.lazy:
