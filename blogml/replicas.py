@@ -55,7 +55,9 @@ def loss_share(loss: Any) -> Any:
 
     Summing the replicas' gradients of it gives the gradient of the global-batch mean, as on
     one device. Keras scales its compiled losses so; a model's own `compute_loss` must call
-    this (the trainer's loss tracker multiplies the count back for the logs).
+    this (the trainer's loss tracker multiplies the count back for the logs). It holds for
+    a mean over equal slices; a mean over masked positions, whose count differs from slice
+    to slice, divides its slice's sum by the `all_sum` of the counts instead (NL2SQL).
     """
     replicas = count()
     return loss if replicas == 1 else loss / replicas
