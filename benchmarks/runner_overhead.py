@@ -6,7 +6,7 @@ run and the steps/s is taken from the *difference*, so fixed costs (tracing, the
 adapter, the runner's final evaluation and plots) cancel, and what remains is the cost per
 step and per epoch: for the runner that includes its per-step loss check and logging,
 metrics.jsonl/TensorBoard lines and the checkpoint it writes every epoch. Prints one JSON
-line with the median over repeats.
+line with the median over repeats of each round's ratio.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from blogml.config.loader import LoadedConfig, check_config  # noqa: E402
 from blogml.runners.launch import build_runner  # noqa: E402
 from blogml.runners.rundir import RunDir  # noqa: E402
 
-SHORT_EPOCHS, LONG_EPOCHS = 2, 8
+SHORT_EPOCHS, LONG_EPOCHS = 2, 16
 CONFIG = {
     "task": "optbench",
     "seed": 0,
@@ -86,7 +86,7 @@ def time_fit(epochs: int) -> float:
     return time.perf_counter() - start
 
 
-def main(repeats: int = 3) -> None:
+def main(repeats: int = 5) -> None:
     steps = (LONG_EPOCHS - SHORT_EPOCHS) * 8192 // 64
     runner_rates, fit_rates = [], []
     with tempfile.TemporaryDirectory() as root:
@@ -98,16 +98,18 @@ def main(repeats: int = 3) -> None:
             fit_rates.append(steps / (time_fit(LONG_EPOCHS) - time_fit(SHORT_EPOCHS)))
     import keras
 
-    runner, fit = statistics.median(runner_rates), statistics.median(fit_rates)
+    # The median of each round's ratio: a round times both sides back to back, so a slow
+    # spell of the machine slows both and cancels from their ratio.
+    ratio = statistics.median(r / f for r, f in zip(runner_rates, fit_rates))
     print(json.dumps({
         "benchmark": "runner_overhead",
         "backend": keras.backend.backend(),
         "model": "optbench MLP 32-256-256-10, batch 64, adam",
-        "runner_steps_per_sec": round(runner, 1),
-        "fit_steps_per_sec": round(fit, 1),
-        "ratio": round(runner / fit, 3),
+        "runner_steps_per_sec": round(statistics.median(runner_rates), 1),
+        "fit_steps_per_sec": round(statistics.median(fit_rates), 1),
+        "ratio": round(ratio, 3),
         "target_ratio": 0.97,
-        "meets_target": runner / fit >= 0.97,
+        "meets_target": ratio >= 0.97,
         "repeats": repeats,
         "runner_all": [round(r, 1) for r in runner_rates],
         "fit_all": [round(r, 1) for r in fit_rates],

@@ -88,16 +88,17 @@ def main(repeats: int = 3) -> None:
                                                    - time_fit(images, cache, SHORT_EPOCHS)))
     import keras
 
-    runner, fit = statistics.median(runner_rates), statistics.median(fit_rates)
+    # The median of each round's ratio, as in runner_overhead.
+    ratio = statistics.median(r / f for r, f in zip(runner_rates, fit_rates))
     print(json.dumps({
         "benchmark": "vqvae_train",
         "backend": keras.backend.backend(),
         "model": "configs/vqvae/demo.yaml (z_dim 64, 512 EMA codes), 64x64, batch 32",
-        "runner_images_per_sec": round(runner, 1),
-        "fit_images_per_sec": round(fit, 1),
-        "ratio": round(runner / fit, 3),
+        "runner_images_per_sec": round(statistics.median(runner_rates), 1),
+        "fit_images_per_sec": round(statistics.median(fit_rates), 1),
+        "ratio": round(ratio, 3),
         "target_ratio": 0.97,
-        "meets_target": runner / fit >= 0.97,
+        "meets_target": ratio >= 0.97,
         "runner_all": [round(r, 1) for r in runner_rates],
         "fit_all": [round(r, 1) for r in fit_rates],
         "cpu_count": os.cpu_count(),
