@@ -18,14 +18,12 @@ import yaml
 from subprocess_cli import blogml
 
 REPO = Path(__file__).resolve().parent.parent
-VOCAB = REPO.parent / "shared" / "bert-vocab" / "vocab.txt"
 
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         config = yaml.safe_load((REPO / "configs/nl2sql/demo.yaml").read_text())
-        config["model"]["vocab"] = str(VOCAB)
         config["run_dir"] = "run"
         (root / "demo.yaml").write_text(yaml.safe_dump(config))
         start = time.perf_counter()

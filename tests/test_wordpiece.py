@@ -1,16 +1,13 @@
-"""WordPiece with offsets on the real Chinese BERT vocabulary (../shared/bert-vocab)."""
+"""WordPiece with offsets on the real Chinese BERT vocabulary (shipped with blogml)."""
 
 from __future__ import annotations
 
 import unicodedata
-from pathlib import Path
 
 import pytest
 
-from blogml.data.wordpiece import WordPieceTokenizer
+from blogml.data.wordpiece import CHINESE_VOCAB, WordPieceTokenizer
 from blogml.errors import BlogmlError
-
-VOCAB = Path(__file__).resolve().parents[2] / "shared" / "bert-vocab" / "vocab.txt"
 
 # Real-style questions: digits, Latin letters, full-width punctuation and digits, characters
 # the vocabulary lacks (𠮷, the curly quotes ‘ ’), spaces, a tab and a decimal number.
@@ -25,9 +22,7 @@ QUESTIONS = [
 
 @pytest.fixture(scope="module")
 def tokenizer() -> WordPieceTokenizer:
-    if not VOCAB.is_file():
-        pytest.skip(f"{VOCAB} not found (shared/ sits beside the repository)")
-    return WordPieceTokenizer(VOCAB)
+    return WordPieceTokenizer(CHINESE_VOCAB)
 
 
 def _normalised(text: str) -> str:
@@ -70,14 +65,14 @@ def test_lowercases_because_the_chinese_vocab_is_uncased(tokenizer):
 
 def test_same_pieces_as_the_transformers_reference(tokenizer):
     transformers = pytest.importorskip("transformers")
-    reference = transformers.BertTokenizer(str(VOCAB), do_lower_case=True)
+    reference = transformers.BertTokenizer(str(CHINESE_VOCAB), do_lower_case=True)
     for question in QUESTIONS:
         ours = [tokenizer.token(i) for i in tokenizer.encode(question).ids]
         assert ours == reference.tokenize(question), question
 
 
 def test_ids_are_line_numbers_even_after_tokens_that_are_unicode_line_separators(tokenizer):
-    lines = VOCAB.read_text(encoding="utf-8").split("\n")
+    lines = CHINESE_VOCAB.read_text(encoding="utf-8").split("\n")
     assert lines[343] == "\u2028"  # str.splitlines would end a line here
     assert tokenizer.vocab_size == 21128
     assert tokenizer.token(21127) == lines[21127] and tokenizer.token(8024) == "，"

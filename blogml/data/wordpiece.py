@@ -15,6 +15,10 @@ from pathlib import Path
 from blogml.errors import BlogmlError
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+# Google's Chinese BERT vocabulary (also bert-base-chinese's), shipped with blogml so that a
+# randomly initialised BERT tokenises real Chinese questions without any file from outside
+# the package; Apache-2.0, notice in bert_chinese_vocab.LICENSE beside it.
+CHINESE_VOCAB = Path(__file__).resolve().parent.parent / "assets" / "bert_chinese_vocab.txt"
 
 
 @dataclass(frozen=True)
