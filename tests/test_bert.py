@@ -1,15 +1,19 @@
-"""BERT: the same numbers as Hugging Face's `BertModel` from both checkpoint formats.
+"""BERT: the same numbers as Hugging Face's `BertModel` from every checkpoint format.
 
 The reference is a small random `transformers.BertModel` (torch, CPU) with every parameter
 perturbed (biases and LayerNorms too, so a swapped or skipped tensor shows). It is saved as a
-real HF directory and, with the original Google variable names written independently here,
-as a real TF checkpoint; `load_bert` must reproduce its outputs from either.
+real HF directory (model.safetensors, sharded or not, and pytorch_model.bin as transformers 4
+wrote it) and, with the original Google variable names written independently here, as a real
+TF checkpoint; `load_bert` must reproduce its outputs from each. A perturbed
+`BertForMaskedLM` stands for the MLM-pretrained checkpoints that have no pooler.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
+import sys
 from pathlib import Path
 
 import keras
@@ -21,7 +25,16 @@ from blogml.models.bert import BertConfig, build_bert, checkpoint_kind, load_ber
 
 pytestmark = pytest.mark.models
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "bert-vocab"
+# bert_config.json of Google's chinese_L-12_H-768_A-12, as released (pooler_* and
+# directionality are keys BERT itself does not read).
+GOOGLE_CHINESE_CONFIG = {
+    "attention_probs_dropout_prob": 0.1, "directionality": "bidi", "hidden_act": "gelu",
+    "hidden_dropout_prob": 0.1, "hidden_size": 768, "initializer_range": 0.02,
+    "intermediate_size": 3072, "max_position_embeddings": 512, "num_attention_heads": 12,
+    "num_hidden_layers": 12, "pooler_fc_size": 768, "pooler_num_attention_heads": 12,
+    "pooler_num_fc_layers": 3, "pooler_size_per_head": 128,
+    "pooler_type": "first_token_transform", "type_vocab_size": 2, "vocab_size": 21128}
+SHARD_SIZE = 40_000  # bytes: the small BERT (about 100 kB of weights) in 3 shards
 SMALL = dict(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
              intermediate_size=64, max_position_embeddings=64, type_vocab_size=2)
 VOCAB = "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -42,38 +55,84 @@ def padded_batch() -> dict[str, np.ndarray]:
     return {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask}
 
 
+def perturbed(model):
+    """`model` (torch) with every parameter moved off its initialisation, in eval mode."""
+    import torch
+
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    return model.eval()
+
+
+def hf_outputs(bert):
+    """A transformers `BertModel`'s outputs on `padded_batch`."""
+    import torch
+
+    batch = padded_batch()
+    with torch.no_grad():
+        return bert(input_ids=torch.tensor(batch["token_ids"], dtype=torch.long),
+                    token_type_ids=torch.tensor(batch["segment_ids"], dtype=torch.long),
+                    attention_mask=torch.tensor(batch["padding_mask"], dtype=torch.long))
+
+
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """(HF state dict as numpy, HF outputs on `padded_batch`, saved HF directory)."""
+def hf_bert():
+    """A perturbed random transformers `BertModel` (with its pooler)."""
     pytest.importorskip("transformers")
     import torch
     import transformers
 
     torch.manual_seed(0)
-    model = transformers.BertModel(transformers.BertConfig(**SMALL)).eval()
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.add_(0.05 * torch.randn_like(parameter))
+    return perturbed(transformers.BertModel(transformers.BertConfig(**SMALL)))
+
+
+@pytest.fixture(scope="module")
+def reference(hf_bert, tmp_path_factory):
+    """(HF state dict as numpy, HF outputs on `padded_batch`, saved HF directory)."""
     folder = tmp_path_factory.mktemp("hf")
-    model.save_pretrained(folder, safe_serialization=True)
+    hf_bert.save_pretrained(folder, safe_serialization=True)
     (folder / "vocab.txt").write_text(VOCAB)
-    batch = padded_batch()
-    with torch.no_grad():
-        out = model(input_ids=torch.tensor(batch["token_ids"], dtype=torch.long),
-                    token_type_ids=torch.tensor(batch["segment_ids"], dtype=torch.long),
-                    attention_mask=torch.tensor(batch["padding_mask"], dtype=torch.long))
-    state = {name: tensor.numpy().copy() for name, tensor in model.state_dict().items()}
+    out = hf_outputs(hf_bert)
+    state = {name: tensor.numpy().copy() for name, tensor in hf_bert.state_dict().items()}
     return state, (out.last_hidden_state.numpy(), out.pooler_output.numpy()), folder
 
 
+@pytest.fixture(scope="module")
+def mlm():
+    """(a perturbed transformers `BertForMaskedLM`, which has no pooler, its encoder's
+    sequence output on `padded_batch`)."""
+    pytest.importorskip("transformers")
+    import torch
+    import transformers
+
+    torch.manual_seed(1)
+    model = perturbed(transformers.BertForMaskedLM(transformers.BertConfig(**SMALL)))
+    assert model.bert.pooler is None
+    return model, hf_outputs(model.bert).last_hidden_state.numpy()
+
+
+@pytest.fixture
+def blogml_log(caplog, monkeypatch):
+    """caplog, hearing the `blogml` logger directly (once), even where a run left that
+    logger not propagating to the root one caplog listens to."""
+    logger = logging.getLogger("blogml")
+    monkeypatch.setattr(logger, "propagate", False)
+    logger.addHandler(caplog.handler)
+    yield caplog
+    logger.removeHandler(caplog.handler)
+
+
 def assert_matches(model: keras.Model, expected) -> None:
+    """`expected` is (sequence output, pooled output), the pooled one None for no pooler."""
     batch = padded_batch()
     out = {k: keras.ops.convert_to_numpy(v) for k, v in model(batch, training=False).items()}
     sequence, pooled = expected
     real = batch["padding_mask"].astype(bool)  # padded positions hold anything, on both sides
     assert out["sequence_output"].shape == sequence.shape
     np.testing.assert_allclose(out["sequence_output"][real], sequence[real], atol=1e-5)
-    np.testing.assert_allclose(out["pooled_output"], pooled, atol=1e-5)
+    if pooled is not None:
+        np.testing.assert_allclose(out["pooled_output"], pooled, atol=1e-5)
 
 
 def google_name(hf: str) -> str:
@@ -121,9 +180,42 @@ def write_safetensors(folder: Path, tensors: dict[str, np.ndarray]) -> Path:
     return folder
 
 
+def save_torch_bin(model, folder: Path, max_shard_size: int | str = "50GB",
+                   legacy: bool = False) -> Path:
+    """What transformers 4's `save_pretrained(safe_serialization=False)` writes (transformers 5
+    writes safetensors only): config.json and the whole state dict, tied weights included,
+    `torch.save`d as pytorch_model.bin, or in shards listed by pytorch_model.bin.index.json.
+    `legacy`: the pre-zip pickle format of torch < 1.6, as old hub checkpoints have it."""
+    import torch
+    from huggingface_hub import split_torch_state_dict_into_shards
+
+    model.config.save_pretrained(folder)
+    state = model.state_dict()
+    split = split_torch_state_dict_into_shards(state, filename_pattern="pytorch_model{suffix}.bin",
+                                               max_shard_size=max_shard_size)
+    for file, names in split.filename_to_tensors.items():
+        torch.save({name: state[name].contiguous() for name in names}, folder / file,
+                   _use_new_zipfile_serialization=not legacy)
+    if split.is_sharded:
+        (folder / "pytorch_model.bin.index.json").write_text(json.dumps(
+            {"metadata": split.metadata, "weight_map": split.tensor_to_filename}))
+    return folder
+
+
+def save_sharded(bert, folder: Path, kind: str) -> Path:
+    """`bert` saved in shards of at most SHARD_SIZE bytes, as safetensors or torch pickles."""
+    if kind == "safetensors":
+        bert.save_pretrained(folder, max_shard_size=SHARD_SIZE)
+    else:
+        save_torch_bin(bert, folder, max_shard_size=SHARD_SIZE)
+    return folder
+
+
 @pytest.mark.backend_neutral
-def test_config_reads_the_shipped_google_config_and_ignores_unknown_keys():
-    config = BertConfig.from_json(SHARED / "bert_config.json")
+def test_config_reads_the_released_google_config_and_ignores_unknown_keys(tmp_path):
+    path = tmp_path / "bert_config.json"
+    path.write_text(json.dumps(GOOGLE_CHINESE_CONFIG, indent=2))
+    config = BertConfig.from_json(path)
     assert config == BertConfig(vocab_size=21128)  # chinese_L-12_H-768_A-12 is BERT-Base
     with pytest.raises(BlogmlError, match="vocab_size"):
         BertConfig.from_dict({"hidden_size": 8})
@@ -232,16 +324,21 @@ def test_a_config_with_more_layers_than_the_checkpoint_is_reported(reference, tm
 @pytest.mark.backend_neutral
 def test_a_directory_of_neither_kind_names_what_it_looked_for(tmp_path):
     (tmp_path / "vocab.txt").write_text(VOCAB)
-    (tmp_path / "pytorch_model.bin").write_bytes(b"")
+    (tmp_path / "tf_model.h5").write_bytes(b"")  # HF's TF2 weights, which are not read
     with pytest.raises(BlogmlError) as error:
         load_bert(tmp_path)
     message = str(error.value)
     assert str(tmp_path) in message
-    assert "bert_model.ckpt.index" in message and "model.safetensors" in message
+    for name in ("bert_model.ckpt.index", "model.safetensors", "model.safetensors.index.json",
+                 "pytorch_model.bin", "pytorch_model.bin.index.json"):
+        assert name in message
     with pytest.raises(BlogmlError, match="not a directory"):
         checkpoint_kind(tmp_path / "vocab.txt")
-    (tmp_path / "model.safetensors").write_bytes(b"not safetensors")
     (tmp_path / "config.json").write_text(json.dumps(SMALL))
+    (tmp_path / "pytorch_model.bin").write_bytes(b"not a pickle")
+    with pytest.raises(BlogmlError, match="pytorch_model.bin: cannot read"):
+        load_bert(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(BlogmlError, match="model.safetensors: cannot read"):
         load_bert(tmp_path)
 
@@ -265,3 +362,95 @@ def test_dropout_override_is_applied_and_inference_is_deterministic(reference):
         assert block.attention_dropout.rate == block.output_dropout.rate == 0.0
     assert off.get_layer("embeddings").dropout.rate == 0.0
     np.testing.assert_allclose(run(off, True), expected[1], atol=1e-5)
+
+
+@pytest.mark.backend_neutral
+def test_a_masked_lm_checkpoint_loads_with_the_pooler_as_built_and_says_so(mlm, tmp_path,
+                                                                            blogml_log):
+    """Current transformers save a `BertForMaskedLM` with no pooler tensors at all."""
+    from safetensors import safe_open
+
+    model, sequence = mlm
+    folder = tmp_path / "mlm"
+    model.save_pretrained(folder)
+    with safe_open(str(folder / "model.safetensors"), framework="numpy") as handle:
+        assert not [name for name in handle.keys() if "pooler" in name]
+    keras.utils.set_random_seed(0)
+    loaded = load_bert(folder)
+    assert_matches(loaded, (sequence, None))
+    keras.utils.set_random_seed(0)
+    built = build_bert(BertConfig.from_json(folder / "config.json"))
+    for kept, fresh in zip(loaded.get_layer("pooler_dense").weights,
+                           built.get_layer("pooler_dense").weights, strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(kept),
+                                      keras.ops.convert_to_numpy(fresh))
+    [record] = [r for r in blogml_log.records if "pooler" in r.getMessage()]
+    message = record.getMessage()
+    assert str(folder / "model.safetensors") in message
+    assert "initialised as built" in message and "NL2SQL does not read the pooler" in message
+
+
+@pytest.mark.backend_neutral
+def test_without_a_pooler_any_other_missing_tensor_is_still_an_error(mlm, tmp_path):
+    state = {name: tensor.numpy() for name, tensor in mlm[0].state_dict().items()}
+    del state["bert.encoder.layer.1.output.LayerNorm.weight"]
+    with pytest.raises(BlogmlError) as error:
+        load_bert(write_safetensors(tmp_path / "hf", state))
+    message = str(error.value)
+    assert "missing tensor bert.encoder.layer.1.output.LayerNorm.weight (expected shape [32])" \
+        in message
+    assert "pooler.dense" not in message  # the absent pooler itself is no problem
+
+
+@pytest.mark.backend_neutral
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy_pickle"])
+def test_pytorch_model_bin_gives_transformers_outputs(mlm, tmp_path, legacy):
+    model, sequence = mlm
+    folder = save_torch_bin(model, tmp_path / "bin", legacy=legacy)
+    assert sorted(path.name for path in folder.iterdir()) == ["config.json",
+                                                              "pytorch_model.bin"]
+    assert_matches(load_bert(folder), (sequence, None))
+
+
+@pytest.mark.backend_neutral
+@pytest.mark.parametrize("kind", ["safetensors", "bin"])
+def test_sharded_checkpoints_give_transformers_outputs(hf_bert, reference, tmp_path, kind):
+    folder = save_sharded(hf_bert, tmp_path / kind, kind)
+    assert not (folder / "model.safetensors").exists()
+    assert not (folder / "pytorch_model.bin").exists()
+    [index] = folder.glob("*.index.json")
+    assert len(set(json.loads(index.read_text())["weight_map"].values())) >= 2
+    assert_matches(load_bert(folder), reference[1])
+
+
+@pytest.mark.backend_neutral
+@pytest.mark.parametrize("kind", ["safetensors", "bin"])
+def test_a_missing_shard_is_named(hf_bert, tmp_path, kind):
+    folder = save_sharded(hf_bert, tmp_path / kind, kind)
+    first, second, *_ = sorted(path for path in folder.iterdir() if "-of-" in path.name)
+    second.unlink()
+    with pytest.raises(BlogmlError) as error:
+        load_bert(folder)
+    message = str(error.value)
+    assert f"missing from {folder}: {second.name}" in message
+    assert ".index.json" in message and first.name not in message
+
+
+@pytest.mark.backend_neutral
+def test_pytorch_model_bin_without_torch_says_how_to_read_it(mlm, tmp_path, monkeypatch):
+    folder = save_torch_bin(mlm[0], tmp_path / "bin")
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
+    with pytest.raises(BlogmlError) as error:
+        load_bert(folder)
+    message = str(error.value)
+    assert str(folder / "pytorch_model.bin") in message
+    assert "pip install torch" in message and "model.safetensors" in message
+
+
+@pytest.mark.backend_neutral
+def test_safetensors_are_read_rather_than_pytorch_model_bin(mlm, tmp_path):
+    model, sequence = mlm
+    folder = tmp_path / "both"
+    model.save_pretrained(folder)
+    (folder / "pytorch_model.bin").write_bytes(b"not a pickle")  # read, it would fail
+    assert_matches(load_bert(folder), (sequence, None))

@@ -1,23 +1,25 @@
-"""BERT (Devlin et al. 2018) in Keras 3, loading Google TF checkpoints and HF safetensors.
+"""BERT (Devlin et al. 2018) in Keras 3, loading Google TF and Hugging Face checkpoints.
 
 The NL2SQL baseline (MISSION §5) fine-tunes a pre-trained Chinese BERT, so the model must
 reproduce the original numerics exactly: embeddings (word + position + token type) summed,
 LayerNorm, dropout; post-LN transformer blocks with exact (erf) GELU; a dense+tanh pooler on
-the first token. Everything is `keras`/`keras.ops`, so it runs on every backend; only the
-TF-checkpoint reader (`bert_tf_checkpoint`) imports TensorFlow, and only when one is loaded.
+the first token. Everything is `keras`/`keras.ops`, so it runs on every backend; the
+checkpoint readers (`bert_tf_checkpoint`, `bert_hf_checkpoint`) import TensorFlow, safetensors
+or torch only when a file of theirs is loaded.
 
 Inputs and outputs follow keras-hub's BertBackbone: a dict of int32 `[batch, seq]` arrays
 `{"token_ids", "segment_ids", "padding_mask"}` in, `{"sequence_output", "pooled_output"}` out.
 Layers are named after the checkpoints' variables (`embeddings/word_embeddings`,
 `layer_3/attention_self_query`, `layer_3/output_LayerNorm`, `pooler_dense`, ...), and
 `weight_names` lists, for every model variable, the Google name it is loaded from; Hugging
-Face names are derived from those (`hf_name`).
+Face names are derived from those (`bert_hf_checkpoint.hf_name`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,14 @@ import numpy as np
 from keras import ops
 
 from blogml.errors import BlogmlError
+from blogml.models.bert_hf_checkpoint import (
+    WEIGHT_FILES,
+    find_hf_weights,
+    hf_names,
+    read_hf_checkpoint,
+)
+
+log = logging.getLogger("blogml")
 
 # Activations BERT configs name: Google's and HF's "gelu" is the exact, erf-based one.
 ACTIVATIONS: dict[str, Callable] = {
@@ -36,7 +46,8 @@ ACTIVATIONS: dict[str, Callable] = {
     "relu": ops.relu,
 }
 TF_CONFIG, TF_INDEX, TF_PREFIX = "bert_config.json", "bert_model.ckpt.index", "bert_model.ckpt"
-HF_CONFIG, HF_WEIGHTS = "config.json", "model.safetensors"
+HF_CONFIG = "config.json"
+POOLER = ("bert/pooler/dense/kernel", "bert/pooler/dense/bias")
 MASK_PENALTY = -10000.0  # added to the scores of padded keys, as in Google's BERT
 
 
@@ -298,41 +309,22 @@ def _google_path(layer_name: str) -> str:
     return layer_name.replace("_", "/")
 
 
-def hf_name(google_name: str, prefix: str = "", legacy_norm: bool = False) -> str:
-    """The Hugging Face `modeling_bert` name of a Google variable name, e.g.
-    `bert/encoder/layer_0/output/dense/kernel` → `encoder.layer.0.output.dense.weight`."""
-    parts = google_name.removeprefix("bert/").split("/")
-    if parts[0] == "encoder":
-        parts[1:2] = ["layer", parts[1].removeprefix("layer_")]
-    last = {"kernel": "weight", "gamma": "gamma" if legacy_norm else "weight",
-            "beta": "beta" if legacy_norm else "bias"}
-    if parts[-1] in last:
-        parts[-1] = last[parts[-1]]
-    elif parts[0] == "embeddings" and parts[-1] != "bias":
-        parts.append("weight")  # an embedding table
-    return prefix + ".".join(parts)
-
-
 # ---------------------------------------------------------------------------------------------
 # Loading
 
 
 def checkpoint_kind(path: str | Path) -> str:
-    """"tensorflow" for a Google BERT directory, "huggingface" for a safetensors one."""
+    """"tensorflow" for a Google BERT directory, "huggingface" for a Hugging Face one."""
     folder = Path(path)
     if not folder.is_dir():
         raise BlogmlError(f"{folder}: not a directory (expected a BERT checkpoint directory)")
-    if (folder / HF_WEIGHTS).is_file():
+    if find_hf_weights(folder) is not None:
         return "huggingface"
     if (folder / TF_INDEX).is_file():
         return "tensorflow"
-    hint = ""
-    if (folder / "pytorch_model.bin").exists():
-        hint = ("; it has pytorch_model.bin, which is read only as model.safetensors: convert "
-                "it (e.g. save_pretrained(..., safe_serialization=True))")
     raise BlogmlError(f"{folder}: not a BERT checkpoint directory: looked for {TF_INDEX} (+ "
-                      f"{TF_CONFIG}, Google TensorFlow) and {HF_WEIGHTS} (+ {HF_CONFIG}, "
-                      f"Hugging Face){hint}")
+                      f"{TF_CONFIG}, Google TensorFlow) and {', '.join(WEIGHT_FILES)} (+ "
+                      f"{HF_CONFIG}, Hugging Face)")
 
 
 def _config_file(folder: Path, kind: str) -> Path:
@@ -347,8 +339,9 @@ def load_bert(path: str | Path, *, dropout: float | None = None) -> keras.Model:
     """The BERT of a Google TF or Hugging Face checkpoint directory, weights loaded.
 
     `dropout` replaces both dropout probabilities of the config (fine-tuning recipes
-    choose their own). Every variable must be found with its exact shape; tensors the model
-    has no use for (MLM/NSP heads, optimizer slots) are ignored.
+    choose their own). Every variable must be found with its exact shape, except the
+    pooler's when the checkpoint has none at all (`_without_absent_pooler`); tensors the
+    model has no use for (MLM/NSP heads, optimizer slots) are ignored.
     """
     folder = Path(path)
     kind = checkpoint_kind(folder)
@@ -356,51 +349,49 @@ def load_bert(path: str | Path, *, dropout: float | None = None) -> keras.Model:
     if dropout is not None:
         config = dataclasses.replace(config, hidden_dropout_prob=dropout,
                                      attention_probs_dropout_prob=dropout)
+    source, shapes, read = _open_checkpoint(folder, kind)
     model = build_bert(config)
-    if kind == "tensorflow":
-        from blogml.models.bert_tf_checkpoint import read_tf_checkpoint
-
-        source, shapes, read = folder / TF_PREFIX, *read_tf_checkpoint(folder / TF_PREFIX)
-        names = {google: google for google, _ in weight_names(model)}
-        transpose = False
-    else:
-        source, shapes, read = folder / HF_WEIGHTS, *_read_safetensors(folder / HF_WEIGHTS)
-        names = _hf_names(weight_names(model), shapes)
-        transpose = True
-    _assign(model, names, shapes, read, transpose, source, config)
+    pairs = weight_names(model)
+    google = [name for name, _ in pairs]
+    names = dict(zip(google, google)) if kind == "tensorflow" else hf_names(google, shapes)
+    pairs = _without_absent_pooler(pairs, names, shapes, source)
+    _assign(pairs, names, shapes, read, kind == "huggingface", source, config)
     return model
 
 
-def _read_safetensors(path: Path) -> tuple[dict[str, tuple], Callable[[str], np.ndarray]]:
-    from safetensors import SafetensorError, safe_open
+def _open_checkpoint(folder: Path, kind: str
+                     ) -> tuple[Path, dict[str, tuple], Callable[[str], np.ndarray]]:
+    """(weights file, shape of every tensor by name, reader of one tensor). Called before the
+    model is built, so that an unreadable file fails at once, not after building a BERT."""
+    if kind == "tensorflow":
+        from blogml.models.bert_tf_checkpoint import read_tf_checkpoint
 
-    try:
-        with safe_open(str(path), framework="numpy") as handle:
-            shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
-    except (OSError, SafetensorError) as error:
-        raise BlogmlError(f"{path}: cannot read the safetensors file ({error})") from None
-
-    def read(name: str) -> np.ndarray:
-        with safe_open(str(path), framework="numpy") as handle:
-            return handle.get_tensor(name)
-
-    return shapes, read
+        source = folder / TF_PREFIX
+        return source, *read_tf_checkpoint(source)
+    source = find_hf_weights(folder)
+    return source, *read_hf_checkpoint(source)
 
 
-def _hf_names(pairs: list[tuple[str, keras.Variable]], shapes: Mapping) -> dict[str, str]:
-    """Google name → name in the safetensors file: `bert.`-prefixed in BertForX checkpoints,
-    LayerNorm `gamma`/`beta` in files written by old versions of transformers."""
-    prefix = "bert." if "bert.embeddings.word_embeddings.weight" in shapes else ""
-    legacy = f"{prefix}embeddings.LayerNorm.gamma" in shapes
-    return {google: hf_name(google, prefix, legacy) for google, _ in pairs}
+def _without_absent_pooler(pairs: list[tuple[str, keras.Variable]], names: Mapping[str, str],
+                           shapes: Mapping[str, tuple], source: Path
+                           ) -> list[tuple[str, keras.Variable]]:
+    """`pairs` less the pooler's when the checkpoint has no pooler tensor at all, as MLM-only
+    checkpoints (transformers' `BertForMaskedLM`) have none: the pooler then keeps the
+    initialisation it was built with. A pooler with only one of its tensors is still an
+    error, like any other missing tensor."""
+    if any(names[google] in shapes for google in POOLER):
+        return pairs
+    log.warning("%s: no pooler weights (a BertForMaskedLM checkpoint?): the pooler is "
+                "initialised as built, at random; NL2SQL does not read the pooler", source)
+    return [(google, variable) for google, variable in pairs if google not in POOLER]
 
 
-def _assign(model: keras.Model, names: dict[str, str], shapes: Mapping[str, tuple],
-            read: Callable[[str], np.ndarray], transpose: bool, source: Path,
-            config: BertConfig) -> None:
+def _assign(pairs: list[tuple[str, keras.Variable]], names: Mapping[str, str],
+            shapes: Mapping[str, tuple], read: Callable[[str], np.ndarray], transpose: bool,
+            source: Path, config: BertConfig) -> None:
     """Checks every tensor first and reports all problems at once, then assigns."""
     problems, plan = [], []
-    for google, variable in weight_names(model):
+    for google, variable in pairs:
         name = names[google]
         # HF (torch Linear) stores [out, in]; Keras and Google store [in, out].
         is_kernel = transpose and google.endswith("/kernel")
