@@ -10,7 +10,15 @@ import pytest
 from click.testing import CliRunner
 
 from blogml.cli.main import cli
-from blogml.metrics.nl2sql import SQL, execution_equal, logical_form_equal, score
+from blogml.errors import BlogmlError
+from blogml.metrics.nl2sql import (
+    SQL,
+    check_gold,
+    execution_equal,
+    logical_form_equal,
+    open_database,
+    score,
+)
 
 TABLE = {"id": "t1", "name": "Table_t1", "header": ["名称", "价格", "城市"],
          "types": ["text", "real", "text"],
@@ -36,6 +44,51 @@ def test_order_of_select_pairs_and_conditions_is_ignored():
     b = sql([1, 0], [2, 0], [[1, 0, "2"], [2, 2, "上海"]], conn=1)
     assert logical_form_equal(a, b)
     assert not logical_form_equal(a, sql([1, 0], [0, 2], [[1, 0, "2"], [2, 2, "上海"]], conn=1))
+
+
+def test_swapping_the_values_of_two_conditions_on_one_column_is_wrong():
+    gold = sql([0], [0], [[1, 0, "2"], [1, 1, "20"]], conn=1)  # 2 < 价格 < 20
+    assert logical_form_equal(sql([0], [0], [[1, 1, "20"], [1, 0, "2"]], conn=1), gold)
+    assert not logical_form_equal(sql([0], [0], [[1, 0, "20"], [1, 1, "2"]], conn=1), gold)
+
+
+def test_execution_ignores_the_order_of_selections(connection):
+    gold = sql([1, 0], [5, 0], [[2, 2, "北京"]])  # gold lists are not always sorted
+    assert execution_equal(connection, sql([0, 1], [0, 5], [[2, 2, "北京"]]), gold, TABLE)
+    assert not execution_equal(connection, sql([0, 1], [5, 0], [[2, 2, "北京"]]), gold, TABLE)
+
+
+def test_gold_that_cannot_run_raises_instead_of_scoring_predictions_wrong(connection):
+    missing = {**TABLE, "name": "Table_gone"}
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        execution_equal(connection, sql([0], [0]), sql([0], [0]), missing)
+    assert not execution_equal(connection, sql([0], [0], [[2, 2, "x"]]), sql([0], [0]), TABLE)
+
+
+def test_check_gold_names_the_first_problems_and_counts_the_rest(connection, tmp_path):
+    items = [(f"val.json:{n}", {"sel": [n % 3], "agg": [0], "conds": []}, TABLE)
+             for n in range(1, 4)]
+    check_gold(connection, items)
+    broken = [(f"val.json:{n}", {"sel": [7], "agg": [0]}, TABLE) for n in range(1, 9)]
+    gone = ("val.json:9", {"sel": [0], "agg": [0]}, {**TABLE, "name": "Table_gone"})
+    with pytest.raises(BlogmlError) as raised:
+        check_gold(connection, items + broken + [gone, gone])
+    lines = str(raised.value).splitlines()
+    assert lines[0] == "val.json:1: gold sql cannot run on table 'Table_t1' (column index out " \
+                       "of range)"
+    assert lines[-1] == "... and 4 more" and len(lines) == 6  # 8 lines + 1 table, 5 shown
+
+
+def test_open_database_is_read_only_and_refuses_what_is_not_sqlite(connection, tmp_path):
+    opened = open_database(tmp_path / "val.db")
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        opened.execute("DELETE FROM Table_t1")
+    opened.close()
+    (tmp_path / "notes.db").write_text("SQLite format 3? no.\n" * 64)
+    with pytest.raises(BlogmlError, match="notes.db: not a SQLite database"):
+        open_database(tmp_path / "notes.db")
+    with pytest.raises(BlogmlError, match="nowhere.db: database not found"):
+        open_database(tmp_path / "nowhere.db")
 
 
 def test_a_different_value_is_wrong_but_numbers_compare_as_numbers(connection):

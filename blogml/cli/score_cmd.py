@@ -15,9 +15,12 @@ import click
 @click.option("--db", required=True, metavar="FILE", help="The split's SQLite file.")
 @click.option("--tables", default=None, metavar="FILE",
               help="Tables file (default: next to --gold, e.g. val/val.tables.json).")
-def score(gold: str, pred: str, db: str, tables: str | None) -> None:
+@click.option("--official", is_flag=True,
+              help="Also score as the official evaluation does, quirks included (\"official\").")
+def score(gold: str, pred: str, db: str, tables: str | None, official: bool) -> None:
     """Logical-form and execution accuracy, competition score and per-component accuracy."""
     from blogml.metrics.nl2sql import score_files
 
-    result = score_files(Path(gold), Path(pred), Path(db), Path(tables) if tables else None)
+    result = score_files(Path(gold), Path(pred), Path(db), Path(tables) if tables else None,
+                         official=official)
     click.echo(json.dumps(result))

@@ -2,9 +2,12 @@
 
 Logical-form accuracy compares the SQL structure (order of sel/agg pairs and of conditions
 ignored; values compared as numbers when both are numbers, else as strings); execution
-accuracy runs predicted and gold SQL on the split's SQLite file and compares the results;
-the competition score is their mean. SQL is built with bound parameters and strictly
-checked identifiers: no question text is ever pasted into SQL.
+accuracy runs predicted and gold SQL on the split's SQLite file and compares the results
+(selected columns in a canonical order, rows as a multiset); the competition score is their
+mean. SQL is built with bound parameters and strictly checked identifiers: no question text
+is ever pasted into SQL. A database that cannot answer the gold queries is an error
+(`open_database`, `check_gold`), never a low execution accuracy. The official evaluation,
+quirks included, is `blogml.metrics.nl2sql_official`.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ AGGREGATIONS = ("", "AVG", "MAX", "MIN", "COUNT", "SUM")
 OPERATORS = (">", "<", "=", "!=")
 CONNECTORS = ("", "AND", "OR")
 COMPONENTS = ("sel", "agg", "conn", "cond_cols", "cond_ops", "cond_values")
-_TABLE_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+PLAIN_IDENTIFIER = re.compile(r"^[A-Za-z0-9_]+$")
+_PROBLEMS_SHOWN = 5
 
 
 class MalformedSQL(ValueError):
@@ -79,6 +83,8 @@ def _value_key(value: str) -> tuple:
 
 
 def _parts(sql: SQL) -> dict[str, list]:
+    """The components, plus `conds` (whole conditions): components alone would take two
+    conditions on one column with their values swapped for the same query."""
     conds = [(c, op, _value_key(v)) for c, op, v in sql.conds]
     # One condition does not need a connector: none and AND mean the same there.
     conn = sql.conn if len(sql.conds) > 1 else 0
@@ -89,6 +95,7 @@ def _parts(sql: SQL) -> dict[str, list]:
         "cond_cols": sorted(c for c, _, _ in conds),
         "cond_ops": sorted((c, op) for c, op, _ in conds),
         "cond_values": sorted((c, v) for c, _, v in conds),
+        "conds": sorted(conds),
     }
 
 
@@ -98,15 +105,17 @@ def components_equal(pred: SQL, gold: SQL) -> dict[str, bool]:
 
 
 def logical_form_equal(pred: SQL, gold: SQL) -> bool:
-    return all(components_equal(pred, gold).values())
+    return _parts(pred) == _parts(gold)
 
 
 def build_query(sql: SQL, table_name: str, types: list[str]) -> tuple[str, list[Any]]:
-    """SELECT with bound values; the table name must be a plain identifier."""
-    if not _TABLE_NAME.match(table_name):
+    """SELECT with bound values; the table name must be a plain identifier. The selected
+    columns come in (sel, agg) order, so that the order a query lists them in (which logical
+    form ignores) cannot change its result either."""
+    if not PLAIN_IDENTIFIER.match(table_name):
         raise MalformedSQL(f"table name {table_name!r} is not a plain identifier")
     selected = [f"{AGGREGATIONS[a]}(col_{c + 1})" if a else f"col_{c + 1}"
-                for c, a in zip(sql.sel, sql.agg)]
+                for c, a in sorted(zip(sql.sel, sql.agg))]
     query = f'SELECT {", ".join(selected)} FROM "{table_name}"'
     parameters: list[Any] = []
     if sql.conds:
@@ -135,12 +144,75 @@ def execute(connection: sqlite3.Connection, sql: SQL, table: Mapping[str, Any]) 
 
 def execution_equal(connection: sqlite3.Connection, pred: SQL, gold: SQL,
                     table: Mapping[str, Any]) -> bool:
-    """Equal result sets; a prediction that fails to run counts as wrong."""
+    """Equal result sets; a prediction that fails to run counts as wrong. The gold query
+    runs first and its failure raises: a database or table that answers nothing must not
+    pass for wrong predictions (`check_gold` reports it before scoring starts)."""
+    expected = execute(connection, gold, table)
     try:
-        predicted = execute(connection, pred, table)
+        return execute(connection, pred, table) == expected
     except (sqlite3.Error, MalformedSQL):
         return False
-    return predicted == execute(connection, gold, table)
+
+
+def open_database(path: Path) -> sqlite3.Connection:
+    """The SQLite file at `path`, read-only; BlogmlError naming the path when it is missing or
+    not a SQLite database. The URI is built from the percent-encoded absolute path: a `#` or
+    `?` pasted into it would cut the path short and open (or create) another file, on which
+    every query fails."""
+    path = Path(path)
+    if not path.is_file():
+        raise BlogmlError(f"{path}: database not found")
+    try:
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as error:
+        raise BlogmlError(f"{path}: cannot open the database ({error})") from None
+    try:
+        table_names(connection)  # reads the header: "file is not a database" shows here
+    except sqlite3.Error as error:
+        connection.close()
+        raise BlogmlError(f"{path}: not a SQLite database ({error})") from None
+    return connection
+
+
+def database_file(connection: sqlite3.Connection) -> str:
+    """The file behind `connection`, for messages."""
+    return connection.execute("PRAGMA database_list").fetchone()[2]
+
+
+def table_names(connection: sqlite3.Connection) -> set[str]:
+    """The database's tables, lower-cased (SQLite matches table names case-insensitively)."""
+    return {name.lower() for (name,) in connection.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def raise_problems(problems: list[str]) -> None:
+    """BlogmlError listing the first problems and counting the rest, if there are any."""
+    if problems:
+        more = len(problems) - _PROBLEMS_SHOWN
+        raise BlogmlError("\n".join(problems[:_PROBLEMS_SHOWN])
+                          + (f"\n... and {more} more" if more > 0 else ""))
+
+
+def check_gold(connection: sqlite3.Connection,
+               items: Iterable[tuple[str, Any, Mapping[str, Any]]]) -> None:
+    """BlogmlError naming the first problems unless the database holds the table of every
+    (where, gold sql, table record) item and every gold query runs on it. Run it before
+    spending compute: a wrong database, a missing table or a gold query that cannot run
+    would otherwise make every prediction of it wrong, without a word."""
+    present, problems, missing = table_names(connection), [], set()
+    for where, gold, table in items:
+        name = table["name"]
+        if name.lower() not in present:
+            if name not in missing:
+                problems.append(f"{database_file(connection)}: table {name!r} (id "
+                                f"{table.get('id')!r}) is not in the database; {where} needs it")
+            missing.add(name)
+            continue
+        try:
+            execute(connection, SQL.parse(gold, len(table.get("header", [])) or None), table)
+        except (MalformedSQL, sqlite3.Error) as error:
+            problems.append(f"{where}: gold sql cannot run on table {name!r} ({error})")
+    raise_problems(problems)
 
 
 def score(pairs: Iterable[tuple[Any, Mapping[str, Any], Mapping[str, Any]]],
@@ -173,26 +245,35 @@ def score(pairs: Iterable[tuple[Any, Mapping[str, Any], Mapping[str, Any]]],
 
 
 def score_files(gold_path: Path, pred_path: Path, db_path: Path,
-                tables_path: Path | None = None) -> dict[str, float]:
+                tables_path: Path | None = None, official: bool = False) -> dict[str, Any]:
     """Score a submission file (one `{"sql": ...}` or bare sql object per line, in the order
-    of the gold questions) against a gold split; BlogmlError for malformed input files."""
+    of the gold questions) against a gold split; with `official`, also as the official
+    evaluation scores it (under "official"). BlogmlError for malformed input files, a
+    database that is not SQLite or lacks a table, and gold sql that cannot run."""
     from blogml.data.nl2sql import read_jsonl, read_tables, tables_path_for
+    from blogml.metrics import nl2sql_official
 
+    tables_path = tables_path or tables_path_for(gold_path)
     gold = read_jsonl(gold_path, "gold question")
-    tables = read_tables(tables_path or tables_path_for(gold_path))
-    predictions = read_jsonl(pred_path, "prediction")
+    tables = read_tables(tables_path)
+    predictions = [p.get("sql", p) for p in read_jsonl(pred_path, "prediction")]
     if len(predictions) != len(gold):
         raise BlogmlError(f"{pred_path}: {len(predictions)} predictions for {len(gold)} gold "
                           "questions; one line per question, in order")
-    for number, question in enumerate(gold, start=1):
+    where = [f"{gold_path}:{number}" for number in range(1, len(gold) + 1)]
+    for place, question in zip(where, gold):
         if "sql" not in question or question.get("table_id") not in tables:
-            raise BlogmlError(f"{gold_path}:{number}: needs `sql` and a `table_id` of "
-                              f"{tables_path or tables_path_for(gold_path)}")
-    if not Path(db_path).is_file():
-        raise BlogmlError(f"{db_path}: database not found")
-    connection = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+            raise BlogmlError(f"{place}: needs `sql` and a `table_id` of {tables_path}")
+    connection = open_database(Path(db_path))
     try:
-        return score(((p.get("sql", p), q["sql"], tables[q["table_id"]])
-                      for p, q in zip(predictions, gold)), connection)
+        check_gold(connection, [(place, q["sql"], tables[q["table_id"]])
+                                for place, q in zip(where, gold)])
+        result: dict[str, Any] = score(((p, q["sql"], tables[q["table_id"]])
+                                        for p, q in zip(predictions, gold)), connection)
+        if official:
+            result["official"] = nl2sql_official.score(
+                [(place, p, q["sql"], q["table_id"])
+                 for place, p, q in zip(where, predictions, gold)], connection)
+        return result
     finally:
         connection.close()
