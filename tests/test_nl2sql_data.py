@@ -27,6 +27,7 @@ from blogml.data.nl2sql import (
 )
 from blogml.data.nl2sql_synth import synth_nl2sql
 from blogml.data.nl2sql_values import (
+    KINDS,
     Alignment,
     align_conditions,
     align_value,
@@ -484,10 +485,10 @@ def test_synth_then_check_reports_counts_and_alignment(tmp_path):
     result = blogml("data", "check", "nl2sql", str(out))
     assert result.exit_code == 0, result.output
     header, rule, train, val_row, test = result.output.splitlines()[1:6]
-    assert header.split()[:8] == ["split", "questions", "tables", "invalid", "verbatim",
-                                  "normalised", "fuzzy", "failed"]
+    assert header.split()[:4 + len(KINDS)] == ["split", "questions", "tables", "invalid",
+                                               *KINDS]
     assert train.split()[:4] == ["train", "120", "12", "0"] and test.split()[4] == "-"
-    assert val_row.split()[7] == "0.0%"
+    assert val_row.split()[4 + KINDS.index("failed")] == "0.0%"
 
 
 def test_check_lists_invalid_records_and_exits_2_without_any_split(tmp_path):

@@ -1,348 +1,129 @@
-"""Numbers in Chinese questions, and where a condition value sits in its question.
+"""Where a condition value sits in its question, and the value a question span names.
 
-Training labels need each condition value's character span in the question. On the real
-data a quarter of the questions write some value differently from the SQL: numbers as
-Chinese numerals (`十五`, `三点五`), with multipliers (`1.5万`, `5亿`), or in a bigger unit
-than the column's (`5亿平` for 50000 in a `成交面积(万平)` column). `align_value` finds the
-span in order of trust: verbatim, normalised (numbers parsed and compared by value, text
-compared after width/case folding), fuzzy (the most similar substring), else failed.
-`value_from_span` is its inverse for decoding: a predicted span back to the SQL value.
+Training labels need each condition value's character span in the question. Real questions
+write many values differently from the SQL: numbers as numerals or in another unit (`十五万平`
+for 15 in a 万平 column, `一块一`, `百分之百`), dates another way (`12年的1月份` for
+2012年1月), quantities reordered (`每袋300克` for 300g/袋), 0 as a sign (`为负` for `< 0`),
+and names shortened or lengthened (`武大` for 武汉大学). `align_conditions` finds every
+condition's span in order of trust, one kind after another for all conditions (`KINDS`),
+so that a looser kind never takes a span a stricter one needs; a span is shared only by
+equal values. `value_from_span` is the inverse for decoding (a predicted span back to the
+SQL value) and `closest_cell` snaps a predicted text to the cell it names.
+
+The number, date and cell relations live in `nl2sql_numbers`, `nl2sql_dates` and
+`nl2sql_cells`; their public names used elsewhere are re-exported here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
-import math
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
-from functools import lru_cache
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
+
+from blogml.data.nl2sql_cells import (
+    BARRIER,
+    better_rival,
+    cell_spans,
+    chains,
+    core_length,
+    fit,
+    is_evidence,
+    letters,
+)
+from blogml.data.nl2sql_dates import (
+    DateParts,
+    date_rank,
+    date_spans,
+    date_value,
+    spoken_year,
+    whole_mention,
+)
+from blogml.data.nl2sql_numbers import (
+    MEASURE_UNITS,
+    MULTIPLIER_WORDS,
+    NUMERIC_LITERAL,
+    NumberSpan,
+    close,
+    column_unit,
+    fold,
+    format_number,
+    has_number,
+    header_measure,
+    implied_zero_spans,
+    in_column_unit,
+    is_implied_zero,
+    is_numeral,
+    measure_unit,
+    multiplier,
+    number_spans,
+    numeric_value,
+    parse_number,
+    quantity_spans,
+    to_chinese,
+    to_number,
+    unit_text,
+)
 
 if TYPE_CHECKING:
     from blogml.data.nl2sql import Question, Split, Table
 
-KINDS = ("verbatim", "normalised", "fuzzy", "failed")
+# The API, with the number helpers that other modules import from here (nl2sql_numbers').
+__all__ = [
+    "FAILED",
+    "KINDS",
+    "Alignment",
+    "NumberSpan",
+    "align_conditions",
+    "align_value",
+    "alignment_report",
+    "closest_cell",
+    "column_unit",
+    "fold",
+    "format_number",
+    "multiplier",
+    "number_spans",
+    "parse_number",
+    "to_chinese",
+    "to_number",
+    "unit_text",
+    "value_from_span",
+]
+
+# In order of trust, the order they are tried in: verbatim; normalised (width and case
+# folded, numbers compared by value, numerals inside text read); date (another way of
+# writing a date or year); quantity (a measure value reordered or in another unit, 每袋300克
+# for 300g/袋); unit (a multiplier only the header should carry, 一百亿 for 100); implied
+# (a sign for 0: 为负 for `< 0`); fuzzy (a near-identical substring); cell (a shorter or
+# longer form of the value, checked against the column's other cells); failed.
+KINDS = ("verbatim", "normalised", "date", "quantity", "unit", "implied", "fuzzy", "cell",
+         "failed")
 
 # difflib ratio = 2*matches / (len(span) + len(value)). At 0.8 a value of 3-4 characters may
 # drop or add one character (世茂茂悦府 vs 世茂悦府: 0.89, 北京市 vs 北京: 0.8) and one of 5+
 # characters may also have one substituted, but a 2-character value must match exactly
 # (one shared character of two is no evidence) and a 4-character one with a substitution
-# (0.75) is rejected. Numbers never align fuzzily: 12346 is not "almost" 12345.
+# (0.75) is rejected. Numbers and dates never align fuzzily: 12346 is not "almost" 12345.
 FUZZY_THRESHOLD = 0.8
 FUZZY_LENGTH_SLACK = 2  # spans of len(value) +- this many characters are compared
-
-DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "兩": 2, "三": 3, "四": 4, "五": 5,
-          "六": 6, "七": 7, "八": 8, "九": 9}
-SMALL_UNITS = {"十": 10, "百": 100, "千": 1000}
-BIG_UNITS = {"万": 10**4, "萬": 10**4, "亿": 10**8, "億": 10**8}
-# Multiplier words at the start of a header's unit, longest first: 万平 -> 1e4.
-MULTIPLIER_WORDS = (("万亿", 10**12), ("千亿", 10**11), ("百亿", 10**10), ("十亿", 10**9),
-                    ("亿", 10**8), ("億", 10**8), ("千万", 10**7), ("百万", 10**6),
-                    ("十万", 10**5), ("万", 10**4), ("萬", 10**4), ("千", 10**3),
-                    ("百", 10**2))
-# Units that start with a multiplier character but are units of their own (kilogram ...).
-WHOLE_UNITS = ("千克", "千米", "千瓦", "千卡", "千焦", "千帕", "千伏", "千赫", "千字节",
-               "百分", "千分", "万分")
-
-_NUMERAL_CHARS = "".join(DIGITS) + "".join(SMALL_UNITS) + "".join(BIG_UNITS) + "点"
-_ARABIC = r"[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?|[0-9]+(?:\.[0-9]+)?"
-_TOKEN = re.compile(rf"{_ARABIC}|[{_NUMERAL_CHARS}]")
-_PLAIN = re.compile(rf"(?:{_ARABIC}|\.[0-9]+)")
-_RUN = re.compile(rf"(?:百分之)?(?:(?<![0-9])-|负)?[0-9.,{_NUMERAL_CHARS}]+%?")
-_NOT_THOUSANDS = re.compile(r",(?![0-9]{3}(?![0-9]))")
-_PARENTHESISED = re.compile(r"[(（]([^()（）]*)[)）]")
-_UNIT_LABEL = re.compile(r"单位\s*[:：]\s*(\S+)")
-_NUMERIC_LITERAL = re.compile(r"[-+]?(?:[0-9][0-9,]*(?:\.[0-9]+)?|\.[0-9]+)")
+# A measure value: a number, a unit, and what it is per (300g/袋, 1.5L/瓶, 24分/次, 5ml), or
+# an amount after its currency (Rmb13.90).
+_CURRENCY = r"rmb|cny|usd|hkd|us\$|hk\$|\$|¥|￥"
+_QUANTITY_VALUE = re.compile(rf"(?:(?P<currency>{_CURRENCY})\s*)?(?P<number>[0-9]+(?:\.[0-9]+)?)"
+                             r"\s*(?P<unit>[^\s/0-9.]+)?(?:\s*/\s*(?P<per>[^\s/0-9.]+))?")
+_CURRENCY_WORDS = ("块钱", "美元", "港元", "元", "块")  # said after an amount
+# A bracketed part of a cell long enough to be a name of its own: 长效防冻液(乙二醇型发动机冷却液).
+_MULTIPLIER_CHARS = frozenset("".join(word for word, _ in MULTIPLIER_WORDS))
+_ALTERNATIVE_NAME = re.compile(r"[(（\[【]([^()（）\[\]【】]{4,})[)）\]】]")
 
 
-# ---- text folding ---------------------------------------------------------------------
-
-
-@lru_cache(maxsize=4096)
-def _fold_char(char: str) -> str:
-    if char == "，":  # the Chinese clause comma, not a thousands separator
-        return char
-    folded = unicodedata.normalize("NFKC", char).casefold()
-    return folded if len(folded) == 1 else char
-
-
-def fold(text: str) -> str:
-    """Full-width to half-width and lower case, one character for one, so that an index
-    into the folded text is an index into `text` (spans stay valid)."""
-    return "".join(_fold_char(char) for char in text)
-
-
-# ---- numbers --------------------------------------------------------------------------
-
-
-def _digit_string(tokens: list[str]) -> Decimal | None:
-    """`二〇一九` -> 2019: numerals read digit by digit (years, codes)."""
-    if all(token in DIGITS for token in tokens):
-        return Decimal("".join(str(DIGITS[token]) for token in tokens))
-    if len(tokens) == 1 and _PLAIN.fullmatch(tokens[0]):
-        return Decimal(tokens[0].replace(",", ""))
-    return None
-
-
-def _with_units(tokens: list[str]) -> Decimal | None:
-    """Positional numerals: `两千三百` 2300, `十五万` 150000, `1.5万` 15000, `一亿二千万`
-    120000000, `三万五千亿` 3.5e12, `一万二` 12000 (a last lone digit counts in the unit
-    below the one before it)."""
-    total, section = Decimal(0), Decimal(0)
-    number: Decimal | None = None
-    number_is_digit = False  # the pending number is a single digit (for 一万二)
-    after_zero = after_big = has_digit = False
-    no_unit = 10**30
-    last_small, scale = no_unit, 0  # scale: place value of the last 万/亿 group
-    for token in tokens:
-        if token in DIGITS or token[0].isdigit():
-            if number is not None:
-                return None  # two numbers in a row: 三四十 is not a number
-            has_digit, after_big = True, False
-            if token in DIGITS and DIGITS[token] == 0:
-                after_zero = True
-                continue
-            number = Decimal(DIGITS[token]) if token in DIGITS else Decimal(token.replace(",",
-                                                                                         ""))
-            number_is_digit = token in DIGITS or len(token) == 1
-        elif token in SMALL_UNITS:
-            unit = SMALL_UNITS[token]
-            if unit >= last_small or (number is None and (unit != 10 or has_digit)):
-                return None  # 十百, or 百 with no digit before it
-            section += (number if number is not None else 1) * unit
-            number, last_small, after_zero, after_big = None, unit, False, False
-        elif token in BIG_UNITS:
-            unit = BIG_UNITS[token]
-            value = section + (number or 0)
-            if value == 0 and not after_big:
-                return None  # 万 with nothing before it
-            if scale == 0 or unit > scale:  # 三万五千亿: everything so far times 亿
-                total = (total + value) * unit
-                scale = scale * unit if after_big else unit  # 万亿 is one unit
-            elif unit < scale and value != 0:  # 一亿二千万: a lower group
-                total += value * unit
-                scale = unit
-            else:
-                return None  # 五万三万
-            section, number, last_small = Decimal(0), None, no_unit
-            after_zero, after_big = False, True
-        else:
-            return None
-    if not has_digit and not tokens[0] == "十":
-        return None
-    if number is not None:
-        last_unit = last_small if last_small != no_unit else scale
-        if number_is_digit and not after_zero and last_unit >= 100:
-            number *= last_unit // 10
-        section += number
-    return total + section
-
-
-def _parse(text: str) -> Decimal | None:
-    """The value of a folded numeral without sign or percent, exactly, or None."""
-    if not text:
-        return None
-    if _PLAIN.fullmatch(text):
-        return Decimal(text.replace(",", ""))
-    integer, point, fraction = text.partition("点")
-    if point:
-        match = re.fullmatch(rf"([{''.join(DIGITS)}]+|[0-9]+)([{''.join(SMALL_UNITS)}"
-                             rf"{''.join(BIG_UNITS)}]*)", fraction)
-        int_value = _parse(integer) if integer else None
-        if match is None or int_value is None or int_value != int_value.to_integral_value():
-            return None
-        digits = "".join(str(DIGITS.get(char, char)) for char in match[1])
-        value = Decimal(f"{int(int_value)}.{digits}")
-        for char in match[2]:
-            value *= SMALL_UNITS.get(char) or BIG_UNITS[char]
-        return value
-    tokens = _TOKEN.findall(text)
-    if "".join(tokens) != text:
-        return None
-    as_digits = _digit_string(tokens)
-    return as_digits if as_digits is not None else _with_units(tokens)
-
-
-def parse_number(text: str) -> tuple[Decimal, bool] | None:
-    """(value, is_percent) of a numeral, exactly; see `to_number`."""
-    s = fold(str(text)).strip().replace(" ", "")
-    sign = 1
-    if s[:1] in ("-", "负", "+"):
-        sign, s = (1 if s[0] == "+" else -1), s[1:]
-    percent = False
-    if s.startswith("百分之"):
-        percent, s = True, s[3:]
-    elif s.endswith("%"):
-        percent, s = True, s[:-1]
-    if s[:1] in ("-", "负") and sign == 1 and percent:  # 百分之负五
-        sign, s = -1, s[1:]
-    try:
-        value = _parse(s)
-    except (InvalidOperation, ValueError):
-        return None
-    return (sign * value, percent) if value is not None else None
-
-
-def to_number(text: str) -> float | None:
-    """A number written in digits, Chinese numerals or both, or None.
-
-    `十五万` 150000, `1.5万` 15000, `两千三百` 2300, `三点五` 3.5, `二〇一九` 2019,
-    `1,200` 1200, full-width `１２` 12, `负五` -5; percentages give the number of percent
-    (`百分之五` and `5%` are 5). Anything else (`abc`, `万`, `三四十`) is None.
-    """
-    parsed = parse_number(text)
-    return float(parsed[0]) if parsed is not None else None
-
-
-def format_number(value: float | Decimal) -> str:
-    """Canonical text of a number for SQL values: 15, 0.5, 50000, 1.2 (no float noise,
-    no exponent, no trailing zeros; floats keep 15 significant digits)."""
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return str(value)
-        value = Decimal(f"{value:.15g}")
-    if value == 0:
-        return "0"
-    return format(value.normalize(), "f")
-
-
-_CHINESE_DIGITS = "零一二三四五六七八九"
-
-
-def _chinese_section(number: int) -> str:
-    """1..9999 in numerals, with 零 for inner zeros: 1005 一千零五, 1050 一千零五十."""
-    text, zero = "", False
-    for factor, unit in ((1000, "千"), (100, "百"), (10, "十"), (1, "")):
-        digit = number // factor % 10
-        if digit == 0:
-            zero = bool(text)
-            continue
-        text += ("零" if zero else "") + _CHINESE_DIGITS[digit] + unit
-        zero = False
-    return text
-
-
-def to_chinese(value: int | float | Decimal | str, *, liang: bool = False) -> str:
-    """A non-negative number below 10^16 in Chinese numerals, as a question writes it:
-    15 十五, 120 一百二十, 2300 二千三百 (两千三百 with `liang`), 150000 十五万, 3.5 三点五,
-    0.05 零点零五. The inverse of `to_number` for such numbers (the synthetic data uses it)."""
-    number = Decimal(str(value)).normalize()
-    if number < 0 or number >= 10**16:
-        raise ValueError(f"{value}: only 0 <= value < 10^16 has a numeral here")
-    integer = int(number)
-    fraction = format(number - integer, "f").partition(".")[2].rstrip("0")
-    if integer == 0:
-        text = "零"
-    else:
-        text, need_zero = "", False
-        for factor, unit in ((10**12, "万亿"), (10**8, "亿"), (10**4, "万"), (1, "")):
-            section = integer // factor % 10**4
-            if section == 0:
-                need_zero = bool(text)
-                continue
-            if text and (need_zero or section < 1000):
-                text += "零"
-            text += _chinese_section(section) + unit
-            need_zero = False
-        if text.startswith("一十"):
-            text = text[1:]
-    if liang:
-        text = re.sub(r"(?<!十)二(?=[百千万亿])", "两", text)
-    if fraction:
-        text += "点" + "".join(_CHINESE_DIGITS[int(digit)] for digit in fraction)
-    return text
-
-
-# ---- column units ---------------------------------------------------------------------
-
-
-def unit_text(header: str) -> str:
-    """The unit a header declares: `成交面积(万平)` -> `万平`, `金额（亿元）` -> `亿元`,
-    `单位：万元` -> `万元`; "" if none."""
-    found = _PARENTHESISED.findall(header)
-    if found:
-        return found[-1].strip()
-    label = _UNIT_LABEL.search(header)
-    return label[1] if label else ""
-
-
-def multiplier(header: str) -> tuple[str, int]:
-    """The multiplier word at the start of a header's unit and its factor: `(万平)` ->
-    ("万", 10000); ("", 1) for none, percent, or a unit of its own such as 千克."""
-    unit = fold(unit_text(header))
-    if not unit or unit.startswith(("%", "‰") + WHOLE_UNITS):
-        return "", 1
-    for word, factor in MULTIPLIER_WORDS:
-        if unit.startswith(word):
-            return word, factor
-    return "", 1
-
-
-def column_unit(header: str) -> float:
-    """The factor of the column's unit: `面积(万平)` 1e4, `金额（亿元）` 1e8, `价格(元)` 1,
-    `重量(千克)` 1 (a unit of its own), `增长率(%)` 1 (values are in percent), no unit 1."""
-    return float(multiplier(header)[1])
-
-
-def _in_column_unit(span: str, value: Decimal, header: str) -> Decimal:
-    """A number written in a question, in the column's unit.
-
-    The unit words decide: a number ending in the column's multiplier (`十五万` in a 万平
-    column), or holding 万/亿 and at least as large as the multiplier (`5亿`, `一万五千`
-    there), was said in base units and is divided; a bare number (`15`, `一百二十`, `七千九百`)
-    is taken as already in the column's unit.
-    """
-    word, factor = multiplier(header)
-    if factor == 1:
-        return value
-    folded = fold(span).rstrip("%")
-    has_big_unit = any(char in folded for char in BIG_UNITS)
-    if folded.endswith(word) or (has_big_unit and abs(value) >= factor):
-        return value / factor
-    return value
-
-
-# ---- candidate numbers in a question --------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NumberSpan:
-    """A number written in a question: question[start:end] and its value."""
-
-    start: int
-    end: int
-    value: Decimal
-    percent: bool
-
-
-@lru_cache(maxsize=2048)
-def number_spans(question: str) -> tuple[NumberSpan, ...]:
-    """The maximal numerals of a question, left to right (`十五万平` gives 十五万)."""
-    folded = fold(question)
-    spans = []
-    for run in _RUN.finditer(folded):
-        offset = run.start()
-        for piece in _NOT_THOUSANDS.split(run.group()):
-            start, end = offset, offset + len(piece)
-            offset = end + 1
-            # Trim what cannot start or end a number: 万科 is no number, 15. ends at 15.
-            while start < end and folded[start] in ".,点万萬亿億百千":
-                if folded.startswith("百分之", start):
-                    break
-                start += 1
-            while start < end and folded[end - 1] in ".,点":
-                end -= 1
-            parsed = parse_number(folded[start:end]) if start < end else None
-            if parsed is not None:
-                spans.append(NumberSpan(start, end, parsed[0], parsed[1]))
-    return tuple(spans)
-
-
-# ---- alignment ------------------------------------------------------------------------
+# ---- a condition to align -------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -357,23 +138,58 @@ class Alignment:
 FAILED = Alignment("failed", -1, -1)
 
 
-def _overlaps(start: int, end: int, taken: Sequence[tuple[int, int]]) -> bool:
-    return any(start < other_end and other_start < end for other_start, other_end in taken)
+@dataclass(frozen=True)
+class _Claim:
+    """A span a condition took, with its value's key and letters (see `_status`)."""
+
+    start: int
+    end: int
+    key: str
+    letters: str
 
 
-def _pick(kind: str, spans: list[tuple[int, int]],
-          taken: Sequence[tuple[int, int]]) -> Alignment | None:
-    """The first span no other value took, else the first span (two conditions may share
-    one mention, e.g. 北京 for two columns)."""
-    if not spans:
-        return None
-    free = [span for span in spans if not _overlaps(*span, taken)]
-    start, end = (free or spans)[0]
-    return Alignment(kind, start, end)
+@dataclass
+class _Condition:
+    """One condition value with what its matchers need, computed once."""
+
+    question: str
+    value: str
+    header: str
+    column_type: str
+    op: int | None = None
+    cells: Sequence[str] = ()
+    siblings: tuple[str, ...] = ()  # the values of the question's other conditions on the column
+    claims: list[_Claim] = field(default_factory=list)  # spans other conditions took
+    folded_question: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.folded_question = fold(self.question)
+
+    @cached_property
+    def number(self) -> Decimal | None:
+        return numeric_value(self.value)
+
+    @cached_property
+    def date(self) -> DateParts | None:
+        return date_value(self.value)
+
+    @cached_property
+    def key(self) -> str:
+        """Equal values share a key (5 and 5.0, ＡＢ and ab): they may share a span."""
+        return format_number(self.number) if self.number is not None else letters(self.value)
+
+    @property
+    def is_text(self) -> bool:
+        """Neither a number nor a date: a name, which may be said in part or fuzzily."""
+        return self.number is None and self.date is None
 
 
-def _is_numeral(value: str) -> bool:
-    return bool(value) and all(char in _NUMERAL_CHARS for char in value)
+def _occurrences(text: str, value: str) -> list[int]:
+    found, index = [], text.find(value) if value else -1
+    while index >= 0:
+        found.append(index)
+        index = text.find(value, index + 1)
+    return found
 
 
 def _whole(question: str, start: int, end: int, value: str) -> bool:
@@ -381,56 +197,198 @@ def _whole(question: str, start: int, end: int, value: str) -> bool:
     or 0.1, and 五 is not in 十五."""
     before = fold(question[start - 1]) if start > 0 else ""
     after = fold(question[end:end + 2])
-    if _NUMERIC_LITERAL.fullmatch(value):
+    if NUMERIC_LITERAL.fullmatch(value):
         if before and (before.isdigit() or before in ".,"):
             return False
         return not (after[:1].isdigit() or (after[:1] in (".", ",") and after[1:2].isdigit()))
-    if _is_numeral(value):
-        return not (before and before in _NUMERAL_CHARS) and not (after[:1] and
-                                                                    after[:1] in _NUMERAL_CHARS)
+    if is_numeral(value):
+        return not (before and is_numeral(before)) and not (after[:1] and is_numeral(after[:1]))
     return True
 
 
-def _occurrences(text: str, value: str) -> list[int]:
-    found, index = [], text.find(value)
-    while index >= 0:
-        found.append(index)
-        index = text.find(value, index + 1)
-    return found
+# ---- the matchers, one per kind -------------------------------------------------------
 
 
-def _close(a: Decimal | float, b: Decimal | float) -> bool:
-    return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-9)
+def _verbatim(c: _Condition) -> list[tuple[int, int]]:
+    return [(i, i + len(c.value)) for i in _occurrences(c.question, c.value)
+            if _whole(c.question, i, i + len(c.value), c.value)]
 
 
-def _numeric_spans(question: str, gold: Decimal, header: str) -> list[tuple[int, int]]:
-    """Numerals of the question equal to `gold`: first those that decode to it
-    (`value_from_span`), then those equal as written or divided by the column's unit or, for
-    percentages, by 100."""
+def _numeric_spans(c: _Condition) -> list[tuple[int, int]]:
+    """Numerals of the question equal to the gold number: first those that decode to it
+    (`value_from_span`: in the column's multiplier or measure unit), then those equal as
+    written or divided by the column's unit or, for percentages, by 100."""
+    gold, header = c.number, c.header
     factor = column_unit(header)
-    spans = number_spans(question)
+    spans = number_spans(c.question)
     decoded = [(s.start, s.end) for s in spans
-               if _close(_in_column_unit(question[s.start:s.end], s.value, header), gold)]
+               if close(in_column_unit(c.question[s.start:s.end], s.value, header), gold)]
+    unit = header_measure(header)
+    if unit:
+        dimension, unit_factor = MEASURE_UNITS[unit]
+        decoded += [(q.start, q.end) for q in quantity_spans(c.question)
+                    if q.dimension == dimension and close(q.base_value / unit_factor, gold)]
     loose = [(s.start, s.end) for s in spans
-             if _close(s.value, gold) or _close(float(s.value) / factor, gold)
-             or (s.percent and _close(s.value / 100, gold))]
+             if close(s.value, gold) or close(float(s.value) / factor, gold)
+             or (s.percent and close(s.value / 100, gold))]
     return decoded + [span for span in loose if span not in decoded]
 
 
-def _fuzzy(question: str, value: str) -> tuple[int, int] | None:
-    """The substring most similar to `value` (difflib ratio >= FUZZY_THRESHOLD); spans
-    start and end on characters of the value, ties go to the length nearest the value's
-    and then to the leftmost."""
-    folded, target = fold(question), fold(value)
+@lru_cache(maxsize=16384)
+def _canonical(text: str) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """`text` folded with every numeral written as its canonical number (九十五号 -> 95号,
+    百分之零点四 -> 0.4%), and for each character the span of `text` it stands for."""
+    folded = fold(text)
+    out: list[str] = []
+    origin: list[tuple[int, int]] = []
+    position = 0
+    for span in number_spans(text):
+        for i in range(position, span.start):
+            out.append(folded[i])
+            origin.append((i, i + 1))
+        number = format_number(span.value) + ("%" if span.percent else "")
+        out.append(number)
+        origin += [(span.start, span.end)] * len(number)
+        position = span.end
+    for i in range(position, len(folded)):
+        out.append(folded[i])
+        origin.append((i, i + 1))
+    return "".join(out), tuple(origin)
+
+
+def _unmarked(text: str) -> str:
+    """`text` without punctuation and spaces, but with the point and percent sign of its
+    numbers (晏子春秋／陈涛译注 -> 晏子春秋陈涛译注, 《卡农》 -> 卡农, 0.4% stays)."""
+    return "".join(char for char in text if char in ".%"
+                   or not unicodedata.category(char).startswith(("P", "Z", "C")))
+
+
+def _normalised(c: _Condition) -> list[tuple[int, int]]:
+    """A number by value; a text after folding, or with its numerals read (95号 in
+    九十五号, 第4版 in 第四版), or without its punctuation (卡农 for 《卡农》)."""
+    if c.number is not None:
+        return _numeric_spans(c)
+    folded = fold(c.value)
+    spans = [(i, i + len(folded)) for i in _occurrences(c.folded_question, folded)]
+    question, origin = _canonical(c.question)
+    value = _canonical(c.value)[0]
+    for target in dict.fromkeys((value, _unmarked(value))):
+        for i in _occurrences(question, target):
+            end = i + len(target)
+            if (target[0].isdigit() and i > 0 and question[i - 1] in "0123456789.") or (
+                    target[-1].isdigit() and question[end:end + 1].isdigit()):
+                continue  # 5号 is not in 15号
+            span = (origin[i][0], origin[end - 1][1])
+            if span not in spans:
+                spans.append(span)
+    return spans
+
+
+def _date(c: _Condition) -> list[tuple[int, int]]:
+    """A date or year said another way: 2016年6月10号 for 2016-06-10, 12年的1月份 for
+    2012年1月, 13年 for 2013; 6月10日 without its year; 2015年7月 for a day of it."""
+    if c.date is None:
+        return []
+    return [(start, end) for _, start, end in date_spans(c.question, c.date)]
+
+
+def _quantity(c: _Condition) -> list[tuple[int, int]]:
+    """A measure value said with its number by value and its unit converted, what it is
+    per before or after it: 每袋300克 or 300g for 300g/袋, 七百五十毫升 for 750mL, 0.3千克
+    for 300g; a unit that is no measure must be said as is (24分 for 24分/次); an amount
+    after its currency by value (十三块九毛 for Rmb13.90)."""
+    if c.number is not None or not _quantity_value(c.value):
+        return []
+    match = _QUANTITY_VALUE.fullmatch(fold(c.value))
+    amount, unit, per = Decimal(match["number"]), match["unit"] or "", match["per"]
+    if unit and measure_unit(unit) == unit:
+        dimension, factor = MEASURE_UNITS[unit]
+        spans = [(q.start, q.end) for q in quantity_spans(c.question)
+                 if q.dimension == dimension and close(q.base_value, amount * factor)]
+    elif unit:  # said as is, maybe with a classifier: 两个人 for 2人
+        spans = [(s.start, s.end + len(said)) for s in number_spans(c.question)
+                 for said in (unit, "个" + unit)
+                 if close(s.value, amount) and c.folded_question.startswith(said, s.end)]
+    else:  # Rmb13.90: 13.9元, 十三块九毛
+        spans = [(s.start, s.end + len(next((word for word in _CURRENCY_WORDS
+                                                if c.folded_question.startswith(word, s.end)),
+                                               ""))) for s in number_spans(c.question)
+                 if close(s.value, amount) and not s.percent]
+    return [_with_per(c.folded_question, start, end, per) for start, end in spans]
+
+
+def _with_per(question: str, start: int, end: int, per: str | None) -> tuple[int, int]:
+    """A quantity's span with what it is per when said next to it (每袋, 一袋, /袋)."""
+    if not per:
+        return start, end
+    for word in ("每" + per, "一" + per):
+        if question[:start].endswith(word):
+            return start - len(word), end
+    if question.startswith("/" + per, end):
+        return start, end + 1 + len(per)
+    return start, end
+
+
+@lru_cache(maxsize=16384)
+def _quantity_value(value: str) -> bool:
+    """Whether a value is written as a quantity (a number with a unit or currency)."""
+    match = _QUANTITY_VALUE.fullmatch(fold(value)) if has_number(value) else None
+    return bool(match and (match["unit"] or match["currency"]))
+
+
+@lru_cache(maxsize=16384)
+def _letter_counts(text: str) -> Counter[str]:
+    """How often each of a cell's `letters` occurs in it, its numerals read too."""
+    return Counter(letters(text)) | Counter(letters(_canonical(text)[0]))
+
+
+def _unit(c: _Condition) -> list[tuple[int, int]]:
+    """A number said with a multiplier that only the header should carry (a column in 亿
+    whose header does not say so): 一百亿 for 100, 十万平 for 10. The span leaves the
+    multiplier out when the rest is the number (一百 of 一百亿: it decodes to 100 as the
+    column's header reads); otherwise it is the whole numeral (7千万 for 70000)."""
+    if c.number is None or c.number == 0 or multiplier(c.header)[1] != 1:
+        return []
+    exact, scaled = [], []
+    for s in number_spans(c.question):
+        text = c.folded_question[s.start:s.end]
+        for word, factor in MULTIPLIER_WORDS:
+            rest = text[:-len(word)]
+            parsed = parse_number(rest) if text.endswith(word) and rest else None
+            if parsed is not None and close(parsed[0], c.number):
+                exact.append((s.start, s.end - len(word)))
+                break
+        else:
+            ratio = s.value / c.number
+            if any(char in _MULTIPLIER_CHARS for char in text) and any(
+                    close(ratio, factor) for _, factor in MULTIPLIER_WORDS):
+                scaled.append((s.start, s.end))
+    return exact + scaled
+
+
+def _implied(c: _Condition) -> list[tuple[int, int]]:
+    """0 said as a sign: 为负 / 负数 for `< 0`, 为正 / 正数 for `> 0`."""
+    if c.number != 0 or c.op is None:
+        return []
+    return [(start, end) for start, end, op in implied_zero_spans(c.question) if op == c.op]
+
+
+def _fuzzy_window(question: str, target: str, core: str) -> tuple[float, int, int] | None:
+    """(ratio, start, end) of the substring most similar to `target` (difflib ratio >=
+    FUZZY_THRESHOLD), starting and ending on characters of it; ties go to the length
+    nearest the target's and then to the leftmost. The window is then widened so as not to
+    cut the mention: to the qualifying window around it that shares the most characters
+    with the target (冯玉祥自 grows to 冯玉祥自己叙述 for 冯玉祥自述), then over adjacent
+    characters of `core` that the window does not use yet (木森 of 木森林 for 木林森, but not
+    the 有 of 有限公司)."""
     chars = set(target)
     matcher = difflib.SequenceMatcher(None, autojunk=False)
     matcher.set_seq2(target)
-    best: tuple[float, int, int] | None = None
-    best_span = None
+    windows: list[tuple[float, int, int]] = []
     low = max(1, len(target) - FUZZY_LENGTH_SLACK)
     for length in range(low, len(target) + FUZZY_LENGTH_SLACK + 1):
-        for start in range(0, len(folded) - length + 1):
-            window = folded[start:start + length]
+        for start in range(len(question) - length + 1):
+            window = question[start:start + length]
             if window[0] not in chars or window[-1] not in chars:
                 continue
             matcher.set_seq1(window)
@@ -438,82 +396,201 @@ def _fuzzy(question: str, value: str) -> tuple[int, int] | None:
                     FUZZY_THRESHOLD:
                 continue
             ratio = matcher.ratio()
-            key = (ratio, -abs(length - len(target)), -start)
-            if ratio >= FUZZY_THRESHOLD and (best is None or key > best):
-                best, best_span = key, (start, start + length)
-    return best_span
+            if ratio >= FUZZY_THRESHOLD:
+                windows.append((ratio, start, start + length))
+    if not windows:
+        return None
+
+    def shared(window: tuple[float, int, int]) -> float:
+        return round(window[0] * (window[2] - window[1] + len(target)) / 2, 6)
+
+    ratio, start, end = max(windows,
+                            key=lambda w: (w[0], -abs(w[2] - w[1] - len(target)), -w[1]))
+    _, start, end = max((w for w in windows if w[1] <= start and end <= w[2]),
+                        key=lambda w: (shared(w), -(w[2] - w[1])))
+    unused = Counter(core) - Counter(question[start:end])
+    while start > 0 and unused[question[start - 1]] > 0:
+        start -= 1
+        unused[question[start]] -= 1
+    while end < len(question) and unused[question[end]] > 0:
+        unused[question[end]] -= 1
+        end += 1
+    return ratio, start, end
+
+
+def _fuzzy(c: _Condition) -> list[tuple[int, int]]:
+    """A near-identical substring of a text value, compared as written and by its
+    `letters` (新标准大学英语综合教程 for 新标准大学英语综合教程（3）), unless another cell
+    fits it better."""
+    if not c.is_text:
+        return []
+    core = letters(c.value)[:core_length(c.value)]
+    found = [window for target in dict.fromkeys((fold(c.value), letters(c.value))) if target
+             if (window := _fuzzy_window(c.folded_question, target, core))]
+    if not found:
+        return []
+    _, start, end = max(found, key=lambda w: (w[0], -w[1]))
+    end = _without_stray_tail(c.folded_question, start, end, c.value)
+    if better_rival(c.question[start:end], c.value, c.cells):
+        return []
+    return [(start, end)]
+
+
+def _without_stray_tail(question: str, start: int, end: int, value: str) -> int:
+    """The end of a fuzzy window, cut after its last character of the value's core when
+    the value's characters in the rest neither continue the value after its core
+    (放疗科的医师 for 放疗科（医师）, 天山股 for 天山股份) nor end it with two or more
+    (西安神电电器公司 for 西安神电电器有限公司): the 文 of S7-400指令列表的文档 only looks
+    like the 文 of S7-400指令列表（中文）."""
+    letters_, core_end = letters(value), core_length(value)
+    core = set(letters_[:core_end])
+    last = max((i for i in range(start, end) if question[i] in core), default=end - 1)
+    tail = "".join(char for char in letters(question[last + 1:end]) if char in letters_)
+    kept = not tail or letters_[core_end:].startswith(tail) or (
+        len(tail) >= 2 and letters_.endswith(tail))
+    return end if kept else last + 1
+
+
+def _cell(c: _Condition) -> list[tuple[int, int]]:
+    """A shorter or longer form of a text value (武大 for 武汉大学, 一五年第四季度 for
+    2015年第4季度, 乙二醇型发动机冷却液 for 长效防冻液(乙二醇型发动机冷却液)), see
+    `nl2sql_cells`, compared with their numerals read; then the same where other
+    conditions' mentions are masked (上海久光百货 for 上海久光百货有限公司 once 上海 is
+    上海市's: 久光百货); then one character in a run of them naming the column's values of
+    the question (北 of 北上广 for 北京)."""
+    if not c.is_text:
+        return []
+    question, origin = _canonical(c.question)
+    cells = [_canonical(cell)[0] for cell in c.cells]
+    names = [_canonical(c.value)[0]] + [_canonical(name)[0] for name in
+                                       _ALTERNATIVE_NAME.findall(fold(c.value))]
+    blocked = [claim for claim in c.claims if claim.key != c.key]
+    masked = "".join(BARRIER if any(claim.start <= origin[i][0] < claim.end for claim in blocked)
+                     else char for i, char in enumerate(question))
+    spans = []
+    for text in dict.fromkeys((question, masked)):
+        for name in names:
+            spans += [(origin[start][0], origin[end - 1][1])
+                      for start, end in cell_spans(text, name, cells)]
+    return spans + _enumerated(c)
+
+
+def _enumerated(c: _Condition) -> list[tuple[int, int]]:
+    """北 of 北上广 for 北京 when 上海 and 广州 are conditions on the same column: a run of
+    two or more characters, each the first of a different one of these values."""
+    firsts = [letters(value)[:1] for value in (c.value, *c.siblings)]
+    own = firsts[0]
+    if not own or len(set(firsts)) != len(firsts):
+        return []
+    spans = []
+    for i in _occurrences(c.folded_question, own):
+        start, end = i, i + 1
+        while start > 0 and c.folded_question[start - 1] in firsts:
+            start -= 1
+        while end < len(c.folded_question) and c.folded_question[end] in firsts:
+            end += 1
+        run = c.folded_question[start:end]
+        if len(run) >= 2 and len(set(run)) == len(run):
+            spans.append((i, i + 1))
+    return spans
+
+
+_MATCHERS: dict[str, Callable[[_Condition], list[tuple[int, int]]]] = {
+    "verbatim": _verbatim, "normalised": _normalised, "date": _date, "quantity": _quantity,
+    "unit": _unit, "implied": _implied, "fuzzy": _fuzzy, "cell": _cell}
+
+
+# ---- alignment ------------------------------------------------------------------------
+
+
+def _status(span: tuple[int, int], condition: _Condition) -> int:
+    """0: no other condition took any of `span`; 1: only an equal value did, or a
+    condition whose span nests with it where the inner span's text is part of the outer
+    value (香港 inside 香港国际机场 for the conditions 香港 and 香港国际机场); 2: a
+    different value took some of it, which rules the span out."""
+    start, end = span
+    status = 0
+    for claim in condition.claims:
+        if not (start < claim.end and claim.start < end):
+            continue
+        inner_is_span = claim.start <= start and end <= claim.end
+        inner_is_claim = start <= claim.start and claim.end <= end
+        if claim.key == condition.key or ((claim.start, claim.end) != span and (
+                (inner_is_span and letters(condition.question[start:end]) in claim.letters)
+                or (inner_is_claim and letters(condition.question[claim.start:claim.end])
+                    in letters(condition.value)))):
+            status = 1
+        else:
+            return 2
+    return status
+
+
+def _align(condition: _Condition, kind: str) -> Alignment | None:
+    """The first span of `kind` that no other condition took, else the first that
+    `_status` allows to share; None if there is none."""
+    if not condition.value or not condition.question:
+        return None
+    spans = _MATCHERS[kind](condition)
+    ranked = sorted((status, i) for i, span in enumerate(spans)
+                    if (status := _status(span, condition)) < 2)
+    return Alignment(kind, *spans[ranked[0][1]]) if ranked else None
 
 
 def align_value(question: str, value: Any, header: str, column_type: str, *,
-                taken: Sequence[tuple[int, int]] = ()) -> Alignment:
-    """Where condition `value` (of column `header`, type text or real) is in `question`.
+                taken: Sequence[tuple[int, int]] = (), op: int | None = None,
+                cells: Sequence[str] = ()) -> Alignment:
+    """Where condition `value` (of column `header`, type text or real, operator `op`) is in
+    `question`: the first kind of `KINDS` that finds it, within a kind the leftmost span.
 
-    Verbatim beats normalised beats fuzzy; within a kind the leftmost span that no other
-    condition has `taken` wins. A numeric value found verbatim is a whole number there
-    (gold 1 does not match inside 12); a number written differently is found by value
-    (`十五万平` is 15 in a 万平 column); numbers never align fuzzily.
+    `taken`: spans that other conditions of an equal value took, avoided while another
+    span is found (a second condition on 5 takes the second 5); `align_conditions` also
+    keeps different values apart. `cells`: the column's cells, which keep a shortened or
+    fuzzy form from naming the wrong one. A numeric value found verbatim is a whole number
+    there (gold 1 does not match inside 12).
     """
-    value = str(value).strip()
-    if not value or not question:
-        return FAILED
-    verbatim = [(i, i + len(value)) for i in _occurrences(question, value)
-                if _whole(question, i, i + len(value), value)]
-    found = _pick("verbatim", verbatim, taken)
-    if found:
-        return found
-    parsed = parse_number(value) if _NUMERIC_LITERAL.fullmatch(fold(value)) or _is_numeral(
-        fold(value)) or fold(value).endswith("%") else None
-    if parsed is not None:
-        return _pick("normalised", _numeric_spans(question, parsed[0], header), taken) or FAILED
-    folded = fold(value)
-    normalised = [(i, i + len(value)) for i in _occurrences(fold(question), folded)]
-    found = _pick("normalised", normalised, taken)
-    if found:
-        return found
-    span = _fuzzy(question, value)
-    return Alignment("fuzzy", *span) if span else FAILED
+    condition = _Condition(question, str(value).strip(), header, column_type, op, cells)
+    condition.claims = [_Claim(start, end, condition.key, "") for start, end in taken]
+    for kind in KINDS[:-1]:
+        found = _align(condition, kind)
+        if found:
+            return found
+    return FAILED
 
 
-def value_from_span(text: str, header: str, column_type: str) -> str:
-    """The SQL value for a span cut from a question (decoding a prediction).
-
-    Text columns take the span as is. Real columns take its number in the column's unit,
-    canonically formatted (`十五万` in a 万平 column -> "15", `零点五` -> "0.5", `5亿` there
-    -> "50000"); a span holding one numeral among other text (`15万平`) uses that numeral;
-    a span with no readable number is returned as is.
-    """
-    if column_type != "real":
-        return text
-    parsed = parse_number(text)
-    numeral = text
-    if parsed is None:
-        spans = number_spans(text)
-        if len(spans) != 1:
-            return text
-        numeral, parsed = text[spans[0].start:spans[0].end], (spans[0].value, spans[0].percent)
-    return format_number(_in_column_unit(numeral, parsed[0], header))
+def _column_cells(table: Table, column: int) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(str(row[column]) for row in table.rows
+                               if row[column] is not None))
 
 
 def align_conditions(question: Question, table: Table) -> list[Alignment]:
-    """The alignment of each condition of a question, in order; a later condition avoids
-    spans an earlier one took when the question offers another."""
-    taken: list[tuple[int, int]] = []
-    alignments = []
-    for column, _op, value in (question.sql or {}).get("conds", []):
-        alignment = align_value(question.question, value, table.header[column],
-                                table.types[column], taken=taken)
-        if alignment.kind != "failed":
-            taken.append((alignment.start, alignment.end))
-        alignments.append(alignment)
-    return alignments
+    """The alignment of each condition of a question, in order. Kinds are tried one after
+    another for all conditions (every verbatim value first), so a looser match never takes
+    the mention a stricter one needs; a span is taken by two conditions only when their
+    values are equal, and an equal value prefers a mention of its own."""
+    conds = (question.sql or {}).get("conds", [])
+    conditions = [_Condition(question.question, str(value).strip(), table.header[column],
+                             table.types[column], op, _column_cells(table, column),
+                             tuple(str(other).strip() for j, (other_column, _, other)
+                                   in enumerate(conds) if other_column == column and j != i))
+                  for i, (column, op, value) in enumerate(conds)]
+    found: list[Alignment | None] = [None] * len(conditions)
+    for kind in KINDS[:-1]:
+        for i, condition in enumerate(conditions):
+            if found[i] is not None:
+                continue
+            condition.claims = [_Claim(a.start, a.end, conditions[j].key,
+                                       letters(conditions[j].value))
+                                for j, a in enumerate(found) if a is not None]
+            found[i] = _align(condition, kind)
+    return [alignment or FAILED for alignment in found]
 
 
 def alignment_report(split: Split) -> dict:
     """How the condition values of a split's questions with `sql` align.
 
-    Fractions of condition values by kind (verbatim, normalised, fuzzy, failed), their
-    counts, and the fractions of questions whose values all align (any kind but failed:
-    these make training labels) and all verbatim (the rate without normalisation).
+    Fractions of condition values by kind (`KINDS`), their counts, and the fractions of
+    questions whose values all align (any kind but failed: these make training labels)
+    and all verbatim (the rate without normalisation).
     """
     counts: Counter[str] = Counter()
     questions = aligned = all_verbatim = 0
@@ -535,3 +612,166 @@ def alignment_report(split: Split) -> dict:
         "questions_all_verbatim": all_verbatim / questions if questions else 0.0,
     })
     return report
+
+
+# ---- decoding -------------------------------------------------------------------------
+
+
+def _measure_in_column(text: str, header: str) -> Decimal | None:
+    """A span's one quantity converted to the header's measure unit (`0.3千克` is 300 in a
+    `(克)` column), or None."""
+    unit = header_measure(header)
+    if not unit:
+        return None
+    dimension, factor = MEASURE_UNITS[unit]
+    found = [q for q in quantity_spans(text) if q.dimension == dimension]
+    return found[0].base_value / factor if len(found) == 1 else None
+
+
+def value_from_span(text: str, header: str, column_type: str) -> str:
+    """The SQL value for a span cut from a question (decoding a prediction).
+
+    Text columns take the span as is. Real columns take its number in the column's unit,
+    canonically formatted (`十五万` in a 万平 column -> "15", `零点五` -> "0.5", `5亿` there
+    -> "50000", `一块一` -> "1.1", `百分之百` -> "100", `0.3千克` in a `(克)` column ->
+    "300"); a year (`15年` -> "2015"); a sign said for 0 (`负数` -> "0"); a span holding one
+    numeral among other text (`15万平`) uses that numeral; a span with no readable number is
+    returned as is.
+    """
+    if column_type != "real":
+        return text
+    if is_implied_zero(text):
+        return "0"
+    year = spoken_year(text)
+    if year is not None:
+        return str(year)
+    measured = _measure_in_column(text, header)
+    if measured is not None:
+        return format_number(measured)
+    parsed = parse_number(text)
+    numeral = text
+    if parsed is None:
+        spans = number_spans(text)
+        if len(spans) != 1:
+            return text
+        numeral, parsed = text[spans[0].start:spans[0].end], (spans[0].value, spans[0].percent)
+    return format_number(in_column_unit(numeral, parsed[0], header))
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance, one row at a time."""
+    if len(a) < len(b):
+        a, b = b, a
+    row = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, start=1):
+        previous, row[0] = row[0], i
+        for j, char_b in enumerate(b, start=1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1,
+                                           previous + (char_a != char_b))
+    return row[-1]
+
+
+@lru_cache(maxsize=16384)
+def _folded_counts(text: str) -> tuple[str, Counter[str]]:
+    """A cell folded and how often each of its characters occurs (edit distance bounds)."""
+    folded = fold(text)
+    return folded, Counter(folded)
+
+
+def _nearest_number(text: str, cells: Sequence[str], header: str) -> str | None:
+    """The cell numerically nearest a real column's decoded span, or None if the span or
+    no cell is a number."""
+    decoded = to_number(value_from_span(text, header, "real"))
+    numbers = [(abs(number - decoded), i) for i, cell in enumerate(cells)
+               if (number := to_number(str(cell))) is not None] if decoded is not None else []
+    return cells[min(numbers)[1]] if numbers else None
+
+
+def _named_cell(text: str, cells: Sequence[str]) -> str | None:
+    """The cell a span names by the relations alignment uses, in reverse, the first that
+    holds for any cell: as a date (15年3月29日 for 2015-03-29), as a quantity (每袋五百克
+    for 500克/袋), by a shorter or longer form (武大 for 武汉大学; the best fitting); None
+    if none is named."""
+    mention = whole_mention(text)
+    if mention is not None:
+        ranked = [(rank, i) for i, cell in enumerate(cells)
+                  if (value := date_value(str(cell))) is not None
+                  and (rank := date_rank(mention, value)) is not None]
+        if ranked:
+            return cells[min(ranked)[1]]
+    if number_spans(text):
+        for cell in cells:
+            if _quantity_value(str(cell)) and _quantity(_Condition(text, str(cell), "", "text")):
+                return cell
+    said = _canonical(text)[0]
+    counts = Counter(letters(said)) | Counter(letters(text))  # numerals either way
+    # The whole span is evidence only if at least (2n+1)/3 of its n characters are shared.
+    needed = max(2, -(-(2 * len(said) + 1) // 3))
+    best: tuple[tuple[float, float], int] | None = None
+    chars = set(counts)
+    for i, cell in enumerate(cells):
+        if len(chars.intersection(letters(str(cell)))) < 2 or sum(
+                min(count, counts[char]) for char, count in _letter_counts(str(cell)).items()
+                if char in counts) < needed:
+            continue
+        cell = _canonical(str(cell))[0]
+        found = chains(said, cell)
+        # The whole span is the mention: what the best chain leaves out counts as its own.
+        whole = found and dataclasses.replace(found[0], start=0, end=len(said),
+                                              extra=len(said) - found[0].matched)
+        if whole and is_evidence(whole, cell):
+            score = fit(said, cell)
+            if best is None or score > best[0]:
+                best = (score, i)
+    return cells[best[1]] if best else None
+
+
+def closest_cell(text: str, cells: Sequence[str], *, header: str = "",
+                 column_type: str = "text", max_edit_share: float | None = None) -> str | None:
+    """The cell a question span most plausibly names, for snapping a predicted `==` value
+    to the table: equal after folding (or with numerals read: 九十五号 for 95号); for a
+    real column, the numerically nearest cell to the decoded span; else the cell it names
+    as a date, a quantity or by a shorter or longer form (the relations alignment uses, in
+    reverse); else the cell at the least edit distance, as the seed's baseline snaps
+    values (ties: the first), if that distance is at most `max_edit_share` of the longer
+    string's length (None: any distance). None when `cells` is empty or none is near enough.
+
+    A loop over the cells with cheap filters and nothing precomputed but the per-string
+    caches of `letters` and numeral reading: a few milliseconds for 2,000 cells.
+    """
+    if not cells:
+        return None
+    key, numbers = letters(text), bool(number_spans(text))
+    canonical = _unmarked(_canonical(text)[0])
+    for cell in cells:
+        if (key and letters(str(cell)) == key) or (
+                numbers and has_number(str(cell))
+                and _unmarked(_canonical(str(cell))[0]) == canonical):
+            return cell
+    if column_type == "real":
+        nearest = _nearest_number(text, cells, header)
+        if nearest is not None:
+            return nearest
+    named = _named_cell(text, cells)
+    if named is not None:
+        return named
+    folded = fold(text)
+    counts = Counter(folded)
+    best, best_cell = None, cells[0]
+    for cell in cells:
+        other, other_counts = _folded_counts(str(cell))
+        if best is not None and abs(len(other) - len(folded)) >= best:
+            continue
+        # A lower bound first: each character the two do not share costs an edit.
+        bound = max(len(folded), len(other)) - sum(min(count, counts[char]) for char, count
+                                                   in other_counts.items() if char in counts)
+        if best is not None and bound >= best:
+            continue
+        distance = bound if bound == max(len(folded), len(other)) else \
+            _edit_distance(folded, other)
+        if best is None or distance < best:
+            best, best_cell = distance, cell
+    if max_edit_share is not None and best > max_edit_share * max(len(folded),
+                                                                  len(fold(str(best_cell)))):
+        return None
+    return best_cell
