@@ -89,17 +89,33 @@ def _percent(value: float | None) -> str:
 @click.argument("directory", metavar="DIR")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object with every invalid record, instead of the table.")
-def check_nl2sql(directory: str, as_json: bool) -> None:
+@click.option("--ceiling", is_flag=True,
+              help="Also encode each split's gold SQL as training labels, decode them back "
+                   "and score them: the best LF/EX any model can reach through this pipeline.")
+@click.option("--vocab", default=None, metavar="PATH",
+              help="vocab.txt to tokenise with for --ceiling  [default: the Chinese BERT "
+                   "vocab shipped with blogml]")
+@click.option("--max-length", default=160, show_default=True, type=click.IntRange(16, 512),
+              help="data.max_length for --ceiling.")
+def check_nl2sql(directory: str, as_json: bool, ceiling: bool, vocab: str | None,
+                 max_length: int) -> None:
     """Per split in DIR (train, val, test): questions and tables, invalid records (file,
-    line, reason), and how condition values align with the question text (verbatim,
-    normalised, fuzzy, failed; train and val only, test has no sql).
+    line, reason), and how condition values align with the question text, by kind (train
+    and val only, test has no sql); with --ceiling, the pipeline's ceiling (LF, EX, score
+    of the labels decoded back, with the default decoding rules).
 
     Exit 0 with a report, invalid records included; exit 2 if DIR holds no split.
     """
     from blogml.cli.table import render_table
     from blogml.data.nl2sql import check_dataset
+    from blogml.data.nl2sql_values import KINDS
 
     report = check_dataset(directory)
+    if ceiling:
+        from blogml.data.wordpiece import CHINESE_VOCAB
+        from blogml.runners.nl2sql.ceiling import add_ceilings
+
+        report = add_ceilings(report, directory, vocab or CHINESE_VOCAB, max_length)
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False))
         return
@@ -107,16 +123,19 @@ def check_nl2sql(directory: str, as_json: bool) -> None:
     rows = []
     for name, split in splits.items():
         alignment = split["alignment"] or {}
+        bounds = split.get("ceiling") or {}
         rows.append([name, str(split["questions"]), str(split["tables"]),
                      str(len(split["invalid"])),
-                     *(_percent(alignment.get(kind)) for kind in
-                       ("verbatim", "normalised", "fuzzy", "failed",
-                        "questions_fully_aligned")),
+                     *(_percent(alignment.get(kind)) for kind in KINDS),
+                     _percent(split["questions_aligned"]),
+                     *([_percent(bounds.get("lf_accuracy")), _percent(bounds.get("ex_accuracy"))]
+                       if ceiling else []),
                      "yes" if split["db"] and not split["db_problems"] else
                      ("missing" if not split["db"] else f"{len(split['db_problems'])} problems")])
     click.echo(f"NL2SQL data in {directory} (alignment: share of condition values)")
-    click.echo(render_table(["split", "questions", "tables", "invalid", "verbatim",
-                             "normalised", "fuzzy", "failed", "aligned questions", "db"], rows))
+    click.echo(render_table(["split", "questions", "tables", "invalid", *KINDS,
+                             "aligned questions",
+                             *(["ceiling LF", "ceiling EX"] if ceiling else []), "db"], rows))
     invalid = [f"{record['path']}:{record['line']}: {record['reason']}"
                for split in splits.values() for record in split["invalid"]]
     _list_some(invalid, "invalid record", "left out of training and evaluation")

@@ -441,11 +441,14 @@ def check_dataset(root: str | Path) -> dict[str, Any]:
     for name in present:
         split = load_split(root, name, require_sql=name != "test")
         with_sql = any(question.sql is not None for question in split.questions)
+        alignment = alignment_report(split) if with_sql else None
         report[name] = {
             "questions": len(split.questions),
             "tables": len(split.tables),
             "invalid": [record.to_dict() for record in split.invalid],
-            "alignment": alignment_report(split) if with_sql else None,
+            "alignment": alignment,
+            # Questions whose every condition value was located: they train every head.
+            "questions_aligned": alignment["questions_fully_aligned"] if alignment else None,
             "db": str(split.db_path) if split.db_path else None,
             "db_problems": database_problems(split),
         }

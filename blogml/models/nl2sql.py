@@ -5,7 +5,8 @@ Input: `[CLS] question [SEP] [CLS] header_1 [SEP] [CLS] header_2 [SEP] ...`. Hea
 - connector (none/and/or) from the first `[CLS]`;
 - per column, from its `[CLS]`: one of the 6 aggregations or "not selected";
 - per question token: one of the 4 operators or "not a value";
-- per question token x column: which column a value token belongs to.
+- per question token x column: which column a value token belongs to (trained towards an
+  equal share for each column when one mention is the value of several conditions).
 
 Every head is a softmax trained with cross-entropy, each masked to the positions where it
 means something (real columns, question tokens, value tokens).
@@ -17,31 +18,45 @@ import keras
 from keras import layers, ops
 
 from blogml import replicas
+from blogml.data.nl2sql_classes import NOT_A_VALUE, NOT_SELECTED, NUM_CONNECTORS
 
-NUM_CONNECTORS = 3
-NOT_SELECTED = 6  # aggregation class of a column that is not selected (after the 6 aggs)
-NOT_A_VALUE = 4   # operator class of a question token that is not in a condition value
 BERT_INPUTS = ("token_ids", "segment_ids", "padding_mask")
 HEADS = ("conn", "agg", "op", "link")
 
 
-def _masked_cross_entropy(labels, logits, mask):
-    """This replica's share of the mean cross-entropy over the positions of the global batch
+def _masked_mean(loss, mask):
+    """This replica's share of the mean of `loss` over the positions of the global batch
     where `mask` is 1 (0 when there are none): the sum over its own slice divided by the
     count over every replica, so the shares add up to the one-device mean (on one device,
     the mean itself). A mean per slice would weigh a slice with few value tokens as much
     as one with many."""
-    mask = ops.cast(mask, logits.dtype)
-    loss = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+    mask = ops.cast(mask, loss.dtype)
     [count] = replicas.all_sum([ops.sum(mask)])
     return ops.sum(loss * mask) / ops.maximum(count, 1.0)
+
+
+def _masked_cross_entropy(labels, logits, mask):
+    loss = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+    return _masked_mean(loss, mask)
+
+
+def _shared_cross_entropy(slots, logits):
+    """Cross-entropy against the uniform distribution over each token's columns: `slots`
+    (`[..., LINK_SLOTS]`) holds the columns of the conditions whose value the token is part
+    of, -1 for unused slots. One mention may be the value of several conditions (一类车和二类车
+    都超过10000: 10000 for two columns); each of its columns then gets an equal share."""
+    log_probs = ops.log_softmax(logits, axis=-1)
+    used = ops.cast(ops.greater_equal(slots, 0), logits.dtype)
+    picked = ops.take_along_axis(log_probs, ops.maximum(slots, 0), axis=-1)
+    return -ops.sum(picked * used, axis=-1) / ops.maximum(ops.sum(used, axis=-1), 1.0)
 
 
 class NL2SQLModel(keras.Model):
     """BERT + the four heads. Inputs (a dict): the BERT inputs plus `header_positions`
     (`[batch, columns]`, index of each column's `[CLS]`), `header_mask` (1 for real
     columns) and `question_mask` (1 for question tokens). Labels (a dict): `conn`, `agg`
-    (per column), `op` and `link` (per token)."""
+    (per column), `op` (per token), `link` (per token, the columns of its value: LINK_SLOTS
+    of them, -1 for unused) and `op_mask` (1 on the tokens whose `op` label is known)."""
 
     def __init__(self, encoder: keras.Model, link_units: int = 256, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -53,7 +68,9 @@ class NL2SQLModel(keras.Model):
         self.op_head = layers.Dense(NOT_A_VALUE + 1, name="token_operator")
         self.link_token = layers.Dense(link_units, name="link_token")
         self.link_column = layers.Dense(link_units, name="link_column")
-        self.link_score = layers.Dense(1, name="link_score")
+        # No bias: one number added to every column's score leaves the softmax over columns
+        # unchanged, so its gradient is pure rounding, which Adam would turn into full steps.
+        self.link_score = layers.Dense(1, use_bias=False, name="link_score")
         self.head_trackers = {name: keras.metrics.Mean(name=f"{name}_loss") for name in HEADS}
 
     def call(self, inputs: dict, training: bool = False) -> dict:
@@ -80,8 +97,11 @@ class NL2SQLModel(keras.Model):
         return {
             "conn": _masked_cross_entropy(y["conn"], y_pred["conn"], ops.ones_like(y["conn"])),
             "agg": _masked_cross_entropy(y["agg"], y_pred["agg"], x["header_mask"]),
-            "op": _masked_cross_entropy(y["op"], y_pred["op"], x["question_mask"]),
-            "link": _masked_cross_entropy(y["link"], y_pred["link"], value_tokens),
+            # op_mask: the question tokens whose operator is known (all of them unless a
+            # value could not be located; then only the located values' tokens).
+            "op": _masked_cross_entropy(y["op"], y_pred["op"], y["op_mask"]),
+            "link": _masked_mean(_shared_cross_entropy(y["link"], y_pred["link"]),
+                                 value_tokens),
         }
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):

@@ -29,7 +29,7 @@ from blogml.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BlogmlError
 from blogml.optimizers import build_optimizer
 from blogml.runners import checkpoint as ckpt
 from blogml.runners import distribution, precision
-from blogml.runners.console import progress_bar, run_logging
+from blogml.runners.console import progress_bar
 from blogml.runners.events import EventLog, read_events
 from blogml.runners.plots import plot_curves
 from blogml.runners.rundir import RunDir
@@ -185,34 +185,34 @@ class BaseRunner:
     # ---- the loop ---------------------------------------------------------------------
 
     def train(self, resume: bool = False) -> RunResult:
-        """Train to `train.epochs`, from `checkpoints/last` when `resume`."""
-        with run_logging(self.run_dir.log):
-            state = LoopState()
-            if resume:
-                checkpoint = ckpt.load_checkpoint(self.run_dir.checkpoint("last"))
-                self.restore(checkpoint)
-                state = LoopState(**checkpoint.meta["loop"])
-                log.info("resuming %s at step %d of %d", self.run_dir, state.step, self.total_steps)
-            else:
-                log.info("starting %s (%s): %d steps", self.run_dir, self.source or "config",
-                         self.total_steps)
-            self._events = EventLog(self.run_dir, resume_step=state.step if resume else None)
-            self._clock = _RunClock(state)
-            self._write_summary(state, "running")
-            try:
-                with StopSignal() as stop:
-                    result = self._loop(state, stop)
-            except KeyboardInterrupt:
-                result = self._finish(state, "interrupted", EXIT_INTERRUPTED,
-                                      "interrupted twice; state of the last checkpoint kept")
-            except Exception as error:  # a crash in task code: record it, keep the run dir usable
-                log.error("training crashed:\n%s", traceback.format_exc())
-                result = self._finish(state, "failed", EXIT_FAILED,
-                                      f"crashed: {type(error).__name__}: {error}")
-            finally:
-                self._events.close()
-            self._plot()
-            return result
+        """Train to `train.epochs`, from `checkpoints/last` when `resume`. Logs to the
+        `blogml` logger: `launch.execute` routes it to the console and train.log."""
+        state = LoopState()
+        if resume:
+            checkpoint = ckpt.load_checkpoint(self.run_dir.checkpoint("last"))
+            self.restore(checkpoint)
+            state = LoopState(**checkpoint.meta["loop"])
+            log.info("resuming %s at step %d of %d", self.run_dir, state.step, self.total_steps)
+        else:
+            log.info("starting %s (%s): %d steps", self.run_dir, self.source or "config",
+                     self.total_steps)
+        self._events = EventLog(self.run_dir, resume_step=state.step if resume else None)
+        self._clock = _RunClock(state)
+        self._write_summary(state, "running")
+        try:
+            with StopSignal() as stop:
+                result = self._loop(state, stop)
+        except KeyboardInterrupt:
+            result = self._finish(state, "interrupted", EXIT_INTERRUPTED,
+                                  "interrupted twice; state of the last checkpoint kept")
+        except Exception as error:  # a crash in task code: record it, keep the run dir usable
+            log.error("training crashed:\n%s", traceback.format_exc())
+            result = self._finish(state, "failed", EXIT_FAILED,
+                                  f"crashed: {type(error).__name__}: {error}")
+        finally:
+            self._events.close()
+        self._plot()
+        return result
 
     def _loop(self, state: LoopState, stop: StopSignal) -> RunResult:
         config = self.train_config

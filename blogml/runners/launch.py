@@ -28,6 +28,7 @@ from blogml.errors import (
     ConfigIssue,
     RunDirError,
 )
+from blogml.runners.console import run_logging
 from blogml.runners.rundir import RunDir, effective_status
 from blogml.runners.workers import is_chief_process
 
@@ -291,8 +292,10 @@ def execute(plan: RunPlan) -> Outcome:
         plan.run_dir.config.write_text(dump_config(plan.loaded.values), encoding="utf-8")
     runner = None
     try:
-        runner = build_runner(plan.loaded, plan.run_dir)
-        result = runner.train(resume=plan.resume)
+        # From the start of setup: what the data report says belongs in train.log too.
+        with run_logging(plan.run_dir.log):
+            runner = build_runner(plan.loaded, plan.run_dir)
+            result = runner.train(resume=plan.resume)
     except BlogmlError as error:
         if fresh:  # a problem found while building (e.g. a checkpoint or model mismatch)
             shutil.rmtree(plan.run_dir.path, ignore_errors=True)

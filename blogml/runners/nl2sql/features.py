@@ -2,9 +2,14 @@
 
 Layout of one example: `[CLS] question [SEP]` (segment 0) then `[CLS] header [SEP]` for
 every column (segment 1), padded to `max_length`. Labels put each condition's operator and
-column on the question tokens of its value's span; the span comes from value alignment
-(verbatim, then normalised numbers, then the most similar substring). A training question
-with a value that cannot be located is left out of training and reported, with its line.
+column on the question tokens of its value's span; the span comes from value alignment.
+
+Every question that fits `max_length` trains. Where a condition value cannot be located (a
+synonym, a value the question only implies), that condition's tokens are unknown, so the
+operator head is masked to the values that were located (`op_mask`): it neither learns that
+the unlocated value's tokens are "not a value" nor loses the question's selection,
+aggregations, connector and other conditions. Such questions are reported as partly
+labelled, with their line and the values missing.
 """
 
 from __future__ import annotations
@@ -15,13 +20,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from blogml.data.nl2sql import Question, Table
+from blogml.data.nl2sql_classes import LINK_SLOTS, NOT_A_VALUE, NOT_SELECTED
 from blogml.data.nl2sql_values import align_conditions
 from blogml.data.wordpiece import WordPieceTokenizer
-from blogml.models.nl2sql import NOT_A_VALUE, NOT_SELECTED
 
 INPUT_NAMES = ("token_ids", "segment_ids", "padding_mask", "header_positions", "header_mask",
                "question_mask")
-LABEL_NAMES = ("conn", "agg", "op", "link")
+# op_mask: 1 on the question tokens whose operator label is known (see the module docstring).
+LABEL_NAMES = ("conn", "agg", "op", "link", "op_mask")
 
 
 @dataclass
@@ -33,7 +39,9 @@ class Features:
     labels: dict[str, np.ndarray] | None
     # Character (start, end) in the question of each kept question token (position i + 1).
     token_spans: list[list[tuple[int, int]]]
-    skipped: list[tuple[int, str]] = field(default_factory=list)  # (line, why not used)
+    skipped: list[tuple[int, str]] = field(default_factory=list)  # (line, why not encoded)
+    # (line, the values not labelled) of the rows trained with a masked operator head.
+    partly_labelled: list[tuple[int, str]] = field(default_factory=list)
 
     def arrays(self) -> list[np.ndarray]:
         """Inputs then labels, in INPUT_NAMES/LABEL_NAMES order (for ArrayBatches)."""
@@ -64,15 +72,17 @@ def _fit(question: list[int], headers: list[list[int]], max_length: int
 def encode(questions: Sequence[Question], tables: dict[str, Table],
            tokenizer: WordPieceTokenizer, max_length: int, *, labels: bool,
            num_columns: int | None = None) -> Features:
-    """Model inputs for `questions` (all of them), plus labels when `labels`: then only the
-    questions whose every condition value was located are kept (the others are reported
-    in `skipped`). `num_columns` pads the column axis (default: the most any table has)."""
+    """Model inputs for `questions`, plus labels when `labels`. A question whose columns do
+    not fit `max_length` is left out (reported in `skipped`); with labels, one with a value
+    that cannot be located is kept with that value unlabelled (`partly_labelled`).
+    `num_columns` pads the column axis (default: the most any table has)."""
     num_columns = num_columns or max(len(tables[q.table_id].header) for q in questions)
     header_pieces = {table_id: tokenizer.encode_batch([str(h) for h in table.header])
                      for table_id, table in tables.items()}
     encodings = tokenizer.encode_batch([q.question for q in questions])
     rows: list[tuple[Question, dict, dict | None, list]] = []
     skipped: list[tuple[int, str]] = []
+    partly: list[tuple[int, str]] = []
     for question, encoding in zip(questions, encodings):
         table = tables[question.table_id]
         fitted = _fit(encoding.ids, [h.ids for h in header_pieces[question.table_id]],
@@ -85,10 +95,9 @@ def encode(questions: Sequence[Question], tables: dict[str, Table],
         spans = encoding.offsets[:len(fitted[0])]
         target = None
         if labels:
-            target, why = _labels(question, table, spans, max_length, num_columns)
-            if target is None:
-                skipped.append((question.line, why))
-                continue
+            target, missing = _labels(question, table, spans, max_length, num_columns)
+            if missing:
+                partly.append((question.line, missing))
         rows.append((question, inputs, target, spans))
 
     def stacked(index: int, names: tuple[str, ...], empty_shape: tuple[int, ...]) -> dict:
@@ -98,7 +107,9 @@ def encode(questions: Sequence[Question], tables: dict[str, Table],
     return Features(questions=[row[0] for row in rows],
                     inputs=stacked(1, INPUT_NAMES, (0, max_length)),
                     labels=stacked(2, LABEL_NAMES, (0,)) if labels else None,
-                    token_spans=[row[3] for row in rows], skipped=skipped)
+                    token_spans=[row[3] for row in rows], skipped=skipped,
+                    partly_labelled=partly)
+
 
 def _inputs(tokenizer: WordPieceTokenizer, question: list[int], headers: list[list[int]],
             max_length: int, num_columns: int) -> dict[str, np.ndarray]:
@@ -123,27 +134,34 @@ def _inputs(tokenizer: WordPieceTokenizer, question: list[int], headers: list[li
 
 
 def _labels(question: Question, table: Table, spans: list[tuple[int, int]], max_length: int,
-            num_columns: int) -> tuple[dict | None, str]:
+            num_columns: int) -> tuple[dict, str]:
+    """The labels of one question and what they miss ("" when every value is labelled)."""
     sql = question.sql
     agg = np.full(num_columns, NOT_SELECTED, np.int32)
     for column, aggregation in zip(sql["sel"], sql["agg"]):
         agg[column] = aggregation
     op = np.full(max_length, NOT_A_VALUE, np.int32)
-    link = np.zeros(max_length, np.int32)
-    problems = []
+    link = np.full((max_length, LINK_SLOTS), -1, np.int32)
+    missing = []
     for (column, operator, value), alignment in zip(sql["conds"],
                                                     align_conditions(question, table)):
         if alignment.kind == "failed":
-            problems.append(f"value {value!r} not found in the question")
+            missing.append(f"value {value!r} not found in the question")
             continue
         tokens = [i + 1 for i, (start, end) in enumerate(spans)
                   if start < alignment.end and end > alignment.start]
         if not tokens:
-            problems.append(f"value {value!r} lies beyond data.max_length")
+            missing.append(f"value {value!r} lies beyond data.max_length")
             continue
         op[tokens] = operator
-        link[tokens] = column
-    if problems:
-        return None, "; ".join(problems)
-    return {"conn": np.int32(sql.get("cond_conn_op", 0)), "agg": agg, "op": op, "link": link}, ""
-
+        for token in tokens:  # a mention shared by conditions on several columns serves each
+            columns = [c for c in link[token] if c >= 0]
+            if column not in columns and len(columns) < LINK_SLOTS:
+                link[token, len(columns)] = column
+    op_mask = np.zeros(max_length, np.int32)
+    if missing:
+        op_mask[op != NOT_A_VALUE] = 1
+    else:
+        op_mask[1:1 + len(spans)] = 1
+    return {"conn": np.int32(sql.get("cond_conn_op", 0)), "agg": agg, "op": op, "link": link,
+            "op_mask": op_mask}, "; ".join(missing)

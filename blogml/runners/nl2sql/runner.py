@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,25 +14,22 @@ from tqdm import tqdm
 
 from blogml.data.batches import ArrayBatches, Batch
 from blogml.data.nl2sql import Question, Split, Table, load_split, read_questions
+from blogml.data.nl2sql_values import KINDS as ALIGNMENT_KINDS
 from blogml.data.nl2sql_values import alignment_report
 from blogml.data.wordpiece import WordPieceTokenizer
 from blogml.errors import BlogmlError
-from blogml.metrics.nl2sql import score
 from blogml.models.bert import BertConfig, build_bert, load_bert
 from blogml.models.nl2sql import NL2SQLModel
 from blogml.runners.base import BaseRunner
 from blogml.runners.console import interactive
-from blogml.runners.nl2sql.decode import decode
+from blogml.runners.nl2sql.decode import DecodeRules, decode
 from blogml.runners.nl2sql.features import INPUT_NAMES, Features, batch_from_arrays, encode
+from blogml.runners.nl2sql.schema import vocab_path
+from blogml.runners.nl2sql.scoring import check_split, score_split
 
 log = logging.getLogger("blogml")
 EVAL_BATCH = 64
 SHOWN_PROBLEMS = 5  # per kind, in train.log; summary.json counts them all
-
-
-def _table_record(table: Table) -> dict[str, Any]:
-    """What the metrics need of a table: its SQLite name, header and column types."""
-    return {"name": table.name, "header": table.header, "types": table.types}
 
 
 class NL2SQLRunner(BaseRunner):
@@ -43,12 +39,12 @@ class NL2SQLRunner(BaseRunner):
 
     def build_data(self) -> None:
         data, model = self.config["data"], self.config["model"]
-        vocab = model["vocab"] or str(Path(model["pretrained"]) / "vocab.txt")
-        self.tokenizer = WordPieceTokenizer(vocab)
+        self.tokenizer = WordPieceTokenizer(vocab_path(model))
         self.data: dict[str, Split] = {split: load_split(data["root"], split)
                                        for split in ("train", "val")}
         for split in self.data.values():
             self._report_invalid(split)
+        check_split(data["root"], self.data["val"])
         train = self.data["train"]
         if not train.questions:
             raise BlogmlError(f"{data['root']}: no usable training question "
@@ -56,21 +52,38 @@ class NL2SQLRunner(BaseRunner):
         self.train_features = encode(train.questions, train.tables, self.tokenizer,
                                      data["max_length"], labels=True)
         self.alignment = {name: alignment_report(split) for name, split in self.data.items()}
-        report = self.alignment["train"]
-        log.info("train: %d questions, values aligned verbatim %.1f%%, normalised %.1f%%, "
-                 "fuzzy %.1f%%, failed %.1f%%; %d questions not trainable",
-                 len(train.questions), 100 * report["verbatim"], 100 * report["normalised"],
-                 100 * report["fuzzy"], 100 * report["failed"],
-                 len(self.train_features.skipped))
-        for line, why in self.train_features.skipped[:SHOWN_PROBLEMS]:
-            log.info("  not trained on %s:%d: %s", train.name, line, why)
+        self._report_labels(train.name)
         if not self.train_features.questions:
-            raise BlogmlError("no training question has every condition value in its text; "
-                              f"see `blogml data check nl2sql {data['root']}`")
+            raise BlogmlError(f"no training question fits data.max_length "
+                              f"{data['max_length']}; raise it, or see `blogml data check "
+                              f"nl2sql {data['root']}`")
         self._train = ArrayBatches(self.train_features.arrays(), self.train_config["batch_size"],
                                    self.config["seed"])
         self.batches_per_pass = self._train.batches_per_pass
         self._eval_features: dict[str, Features] = {}
+
+    def label_counts(self) -> dict[str, int]:
+        """Training questions by how much of them trains (every head, every head but some
+        unlocated values, or none: left out because they do not fit data.max_length)."""
+        features = self.train_features
+        return {"fully_labelled": len(features.questions) - len(features.partly_labelled),
+                "partly_labelled": len(features.partly_labelled),
+                "left_out": len(features.skipped)}
+
+    def _report_labels(self, split: str) -> None:
+        report, counts = self.alignment[split], self.label_counts()
+        total = sum(counts.values())
+        log.info("%s: %d questions; condition values located %s; questions fully labelled "
+                 "%d (%.1f%%), partly labelled %d (%.1f%%: the unlocated values' tokens are "
+                 "masked), left out %d", split, total,
+                 ", ".join(f"{kind} {100 * report[kind]:.1f}%" for kind in ALIGNMENT_KINDS),
+                 counts["fully_labelled"], 100 * counts["fully_labelled"] / max(total, 1),
+                 counts["partly_labelled"], 100 * counts["partly_labelled"] / max(total, 1),
+                 counts["left_out"])
+        for what, problems in (("partly labelled", self.train_features.partly_labelled),
+                               ("left out", self.train_features.skipped)):
+            for line, why in problems[:SHOWN_PROBLEMS]:
+                log.info("  %s %s:%d: %s", what, split, line, why)
 
     def _report_invalid(self, split: Split) -> None:
         if split.invalid:
@@ -81,8 +94,7 @@ class NL2SQLRunner(BaseRunner):
     def data_report(self) -> dict[str, Any]:
         """Value alignment by kind per split, the training questions used, invalid records."""
         return {"alignment": self.alignment,
-                "train_questions": {"used": len(self.train_features.questions),
-                                    "skipped": len(self.train_features.skipped)},
+                "train_questions": self.label_counts(),
                 "invalid_records": {name: len(split.invalid)
                                     for name, split in self.data.items()}}
 
@@ -121,6 +133,7 @@ class NL2SQLRunner(BaseRunner):
                  ) -> dict[int, dict[str, Any]]:
         """Decoded `sql` of every row of `features`, by the question's line."""
         predictions = {}
+        rules = DecodeRules.from_config(self.config["model"]["decode"])
         count = len(features.questions)
         with tqdm(total=count, desc=what, unit="question", disable=not interactive(),
                   leave=False, file=sys.stderr) as bar:
@@ -132,7 +145,7 @@ class NL2SQLRunner(BaseRunner):
                 for row, question in enumerate(features.questions[start:start + EVAL_BATCH]):
                     predictions[question.line] = decode(outputs, row, question.question,
                                                         features.token_spans[start + row],
-                                                        tables[question.table_id])
+                                                        tables[question.table_id], rules)
                 bar.update(len(inputs["token_ids"]))
         return predictions
 
@@ -144,12 +157,7 @@ class NL2SQLRunner(BaseRunner):
             self._eval_features[split] = self._features(data.questions, data.tables)
         features = self._eval_features[split]
         predicted = self._predict(features, data.tables, f"evaluating {split}")
-        connection = sqlite3.connect(f"file:{data.db_path}?mode=ro", uri=True)
-        try:
-            metrics = score(((predicted.get(q.line), q.sql, _table_record(data.tables[q.table_id]))
-                             for q in data.questions), connection)
-        finally:
-            connection.close()
+        metrics = score_split(data, predicted)
         return {name: value for name, value in metrics.items() if name.endswith("accuracy")
                 or name == "score"}
 
