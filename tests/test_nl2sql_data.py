@@ -491,6 +491,42 @@ def test_synth_then_check_reports_counts_and_alignment(tmp_path):
     assert val_row.split()[4 + KINDS.index("failed")] == "0.0%"
 
 
+def test_ceiling_decodes_the_labels_back_and_scores_what_they_lose(tmp_path):
+    """Synthetic values all align and decode back: the ceiling is 1. A val question whose
+    value the question never mentions (a second condition on another column) can at best
+    be decoded without it: LF 39/40, and its `questions_aligned` drops to 39/40 too."""
+    out = tmp_path / "demo"
+    assert blogml("data", "synth", "nl2sql", "--out", str(out), "--train", "60", "--val",
+                  "40", "--test", "20", "--seed", "3").exit_code == 0
+    result = blogml("data", "check", "nl2sql", str(out), "--ceiling", "--max-length", "96",
+                    "--json")
+    assert result.exit_code == 0, result.output
+    splits = json.loads(result.output)["splits"]
+    assert splits["val"]["ceiling"] == {"lf_accuracy": 1.0, "ex_accuracy": 1.0, "score": 1.0}
+    assert splits["train"]["ceiling"]["lf_accuracy"] == 1.0
+    assert splits["test"]["ceiling"] is None and splits["val"]["questions_aligned"] == 1.0
+
+    questions = out / "val" / "val.json"
+    records = lines(questions)
+    table = next(t for t in lines(out / "val" / "val.tables.json")
+                 if t["id"] == records[0]["table_id"])
+    text_column = table["types"].index("text")
+    records[0]["sql"]["conds"].append([text_column, 3, "从未提到的名字"])
+    records[0]["sql"]["cond_conn_op"] = 1
+    questions.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
+                         encoding="utf-8")
+    result = blogml("data", "check", "nl2sql", str(out), "--ceiling", "--max-length", "96",
+                    "--json")
+    val = json.loads(result.output)["splits"]["val"]
+    assert val["ceiling"]["lf_accuracy"] == pytest.approx(39 / 40)
+    assert val["questions_aligned"] == pytest.approx(39 / 40)
+    table_output = blogml("data", "check", "nl2sql", str(out), "--ceiling",
+                          "--max-length", "96").output
+    header, _, _, val_row = table_output.splitlines()[1:5]
+    assert header.split()[-5:] == ["ceiling", "LF", "ceiling", "EX", "db"]
+    assert val_row.split()[-3] == "97.5%"  # ceiling LF, then ceiling EX, then db
+
+
 def test_check_lists_invalid_records_and_exits_2_without_any_split(tmp_path):
     write_split(tmp_path, "train", [{"table_id": "abc", "question": "城市是上海的", "sql":
                                      good_sql()}] + ["nope"] * 25, [GOOD_TABLE])

@@ -45,10 +45,12 @@ def _shared_cross_entropy(slots, logits):
     (`[..., LINK_SLOTS]`) holds the columns of the conditions whose value the token is part
     of, -1 for unused slots. One mention may be the value of several conditions (一类车和二类车
     都超过10000: 10000 for two columns); each of its columns then gets an equal share."""
-    log_probs = ops.log_softmax(logits, axis=-1)
     used = ops.cast(ops.greater_equal(slots, 0), logits.dtype)
-    picked = ops.take_along_axis(log_probs, ops.maximum(slots, 0), axis=-1)
-    return -ops.sum(picked * used, axis=-1) / ops.maximum(ops.sum(used, axis=-1), 1.0)
+    columns = ops.shape(logits)[-1]
+    shares = ops.sum(ops.one_hot(ops.maximum(slots, 0), columns, dtype=logits.dtype)
+                     * ops.expand_dims(used, -1), axis=-2)
+    shares = shares / ops.maximum(ops.sum(shares, axis=-1, keepdims=True), 1.0)
+    return keras.losses.categorical_crossentropy(shares, logits, from_logits=True)
 
 
 class NL2SQLModel(keras.Model):
