@@ -117,9 +117,14 @@ def assign_group(checkpoint: Checkpoint, name: str, variables: Sequence[Any]) ->
     if saved is None:
         raise CheckpointError(f"{checkpoint.path}: has no {name!r} variables")
     if len(saved) != len(variables):
+        saved_paths, paths = {path for path, _ in saved}, {v.path for v in variables}
+        differences = [f"{where}: {', '.join(sorted(only)[:5])}" for where, only in
+                       (("only in the checkpoint", saved_paths - paths),
+                        (f"only in the {name}", paths - saved_paths)) if only]
         raise CheckpointError(
             f"{checkpoint.path}: holds {len(saved)} {name} variables, the {name} has "
-            f"{len(variables)}; the checkpoint was made with a different config")
+            f"{len(variables)}" + (f" ({'; '.join(differences)})" if differences else "")
+            + "; the checkpoint was made with a different config or an earlier blogml")
     for (path, value), variable in zip(saved, variables):
         if path != variable.path or tuple(value.shape) != tuple(variable.shape):
             raise CheckpointError(
