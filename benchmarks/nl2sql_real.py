@@ -27,9 +27,8 @@ from typing import Any
 from blogml.data.nl2sql import Split, load_split
 from blogml.data.nl2sql_values import alignment_report
 from blogml.data.wordpiece import CHINESE_VOCAB, WordPieceTokenizer
-from blogml.runners.nl2sql.ceiling import split_ceiling
+from blogml.runners.nl2sql.ceiling import gold_labels, split_ceiling
 from blogml.runners.nl2sql.decode import DecodeRules
-from blogml.runners.nl2sql.features import encode
 
 # Each decoding rule added to the ones before it, as the seed applies them.
 RULE_STEPS = {
@@ -66,9 +65,9 @@ def _alignment(split: Split) -> dict[str, Any]:
 
 def _figures(split: Split, tokenizer: WordPieceTokenizer, max_length: int) -> dict[str, Any]:
     questions = [q for q in split.questions if q.sql is not None]
-    features = encode(questions, split.tables, tokenizer, max_length, labels=True)
+    features = gold_labels(split, tokenizer, max_length)
     ceilings = {name: {metric: round(value, 4) for metric, value in
-                       split_ceiling(split, tokenizer, max_length, rules).items()}
+                       split_ceiling(split, features, rules).items()}
                 for name, rules in RULE_STEPS.items()}
     return {"questions": len(questions), "alignment": _alignment(split),
             "labelled": round(len(features.questions) / max(len(questions), 1), 4),

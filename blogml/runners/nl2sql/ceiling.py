@@ -17,7 +17,7 @@ from blogml.data.nl2sql import Split, load_split
 from blogml.data.nl2sql_classes import NOT_A_VALUE, NOT_SELECTED, NUM_CONNECTORS
 from blogml.data.wordpiece import WordPieceTokenizer
 from blogml.runners.nl2sql.decode import DecodeRules, decode
-from blogml.runners.nl2sql.features import encode
+from blogml.runners.nl2sql.features import Features, encode
 from blogml.runners.nl2sql.scoring import score_split
 
 CEILING_METRICS = ("lf_accuracy", "ex_accuracy", "score")
@@ -44,18 +44,24 @@ def label_outputs(labels: dict[str, np.ndarray], row: int, num_columns: int
             "link": _shared(labels["link"][row], num_columns)}
 
 
-def split_ceiling(split: Split, tokenizer: WordPieceTokenizer, max_length: int,
-                  rules: DecodeRules = DecodeRules()) -> dict[str, float]:
-    """LF, EX and score of the split's labels decoded back to SQL, over every question with
-    `sql` (one left out of the labels counts wrong). Needs the split's database."""
+def gold_labels(split: Split, tokenizer: WordPieceTokenizer, max_length: int) -> Features:
+    """The training labels of every question of `split` with sql (what the ceiling decodes:
+    encode once, then score as many decoding rules as wanted)."""
     questions = [question for question in split.questions if question.sql is not None]
-    features = encode(questions, split.tables, tokenizer, max_length, labels=True)
-    num_columns = features.inputs["header_mask"].shape[1] if features.questions else 1
+    return encode(questions, split.tables, tokenizer, max_length, labels=True)
+
+
+def split_ceiling(split: Split, labels: Features,
+                  rules: DecodeRules = DecodeRules()) -> dict[str, float]:
+    """LF, EX and score of the split's `gold_labels` decoded back to SQL, over every
+    question with `sql` (one left out of the labels counts wrong). Needs the split's
+    database."""
+    num_columns = labels.inputs["header_mask"].shape[1] if labels.questions else 1
     decoded = {}
-    for row, question in enumerate(features.questions):
-        outputs = label_outputs(features.labels, row, num_columns)
+    for row, question in enumerate(labels.questions):
+        outputs = label_outputs(labels.labels, row, num_columns)
         decoded[question.line] = decode(outputs, 0, question.question,
-                                        features.token_spans[row],
+                                        labels.token_spans[row],
                                         split.tables[question.table_id], rules)
     metrics = score_split(split, decoded)
     return {name: metrics[name] for name in CEILING_METRICS}
@@ -69,6 +75,7 @@ def add_ceilings(report: dict[str, Any], root: str | Path, vocab: str | Path,
     for name, split_report in report["splits"].items():
         split = load_split(root, name, require_sql=name != "test")
         usable = split.db_path is not None and any(q.sql for q in split.questions)
-        split_report["ceiling"] = (split_ceiling(split, tokenizer, max_length, rules)
+        split_report["ceiling"] = (split_ceiling(split, gold_labels(split, tokenizer,
+                                                                    max_length), rules)
                                    if usable else None)
     return report

@@ -103,16 +103,17 @@ def _text_cells(table: Table) -> dict[int, list[str]]:
     return cells
 
 
-def _snap(column: int, value: str, table: Table) -> tuple[int, str]:
-    """An `==` text value as one of the table's cells: kept when its column holds it, moved
-    to the column that holds it exactly, else the most similar cell of its own column."""
-    cells = _text_cells(table)
+def _snap(column: int, value: str, cells: dict[int, list[str]], header: str
+          ) -> tuple[int, str]:
+    """An `==` text value as one of the table's `cells` (`_text_cells`): kept when its
+    column holds it, moved to the column that holds it exactly, else the most similar cell
+    of its own column."""
     if value in cells.get(column, ()):
         return column, value
     holder = next((other for other, values in cells.items() if value in values), None)
     if holder is not None:
         return holder, value
-    snapped = closest_cell(value, cells.get(column, []), header=str(table.header[column]),
+    snapped = closest_cell(value, cells.get(column, []), header=header,
                            max_edit_share=SNAP_EDIT_SHARE)
     return column, snapped if snapped is not None else value
 
@@ -126,6 +127,7 @@ def decode(outputs: dict[str, np.ndarray], row: int, question: str,
     tokens = slice(1, 1 + len(spans))  # question tokens follow the first [CLS]
     op_probabilities = _softmax(outputs["op"][row, tokens])
     link_probabilities = _softmax(outputs["link"][row, tokens, :columns])
+    cells = _text_cells(table) if rules.snap_to_cells else {}
     conds: list[list[Any]] = []
     for first, last, run_op in _value_runs(op_probabilities.argmax(-1), link_probabilities):
         text = question[spans[first][0]:spans[last][1]]
@@ -137,7 +139,7 @@ def decode(outputs: dict[str, np.ndarray], row: int, question: str,
                 mean = op_probabilities[first:last + 1].mean(0)
                 op = EQUAL if mean[EQUAL] >= mean[NOT_EQUAL] else NOT_EQUAL
             if rules.snap_to_cells and op == EQUAL and table.types[column] == "text":
-                column, value = _snap(column, value, table)
+                column, value = _snap(column, value, cells, str(table.header[column]))
             cond = [column, op, value]
             if cond not in conds:
                 conds.append(cond)
