@@ -14,7 +14,10 @@ import click
               metavar="best|last|PATH", help="Which weights: checkpoints/best, "
               "checkpoints/last, or a checkpoint folder or .h5 file.")
 def evaluate(run_dir: str, split: str, checkpoint: str) -> None:
-    """Evaluate the run in RUN_DIR and print its metrics as one JSON object."""
-    from blogml.runners.launch import evaluate_run
+    """Evaluate the run in RUN_DIR and print its metrics as one JSON object (also kept as
+    RUN_DIR/eval_<split>.json)."""
+    from blogml.runners.launch import evaluate_run, write_evaluation
 
-    click.echo(json.dumps(evaluate_run(run_dir, checkpoint, split)))
+    result = evaluate_run(run_dir, checkpoint, split)
+    click.echo(json.dumps(result))  # first: a run dir that cannot be written loses nothing
+    write_evaluation(run_dir, result)

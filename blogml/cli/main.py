@@ -8,11 +8,17 @@ from typing import Any
 import click
 
 from blogml import __version__
-from blogml.errors import EXIT_INTERRUPTED, BlogmlError
+from blogml.errors import (
+    EXIT_INTERRUPTED,
+    BlogmlError,
+    describe_os_error,
+    os_error_exit_code,
+)
 
 
 class BlogmlGroup(click.Group):
-    """Turns user-facing errors into a message and an exit code, never a traceback."""
+    """Turns user-facing errors, and file systems that refuse a write, into a message and
+    an exit code, never a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -21,6 +27,9 @@ class BlogmlGroup(click.Group):
             click.echo(f"error: {error}" if "\n" not in str(error) else f"error:\n{error}",
                        err=True)
             sys.exit(error.exit_code)
+        except OSError as error:  # a file system that refuses: read-only, full, no permission
+            click.echo(f"error: {describe_os_error(error)}", err=True)
+            sys.exit(os_error_exit_code(error))
         except KeyboardInterrupt:  # Ctrl-C outside a training loop (which handles its own)
             click.echo("interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)

@@ -69,20 +69,67 @@ def _apply_override(raw: dict[str, Any], key: str, value: Any, issues: Issues) -
     node[parts[-1]] = value
 
 
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A mapping gives the same key twice."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error:
+    plain YAML keeps the last one, so a second `train:` section would silently replace
+    the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        first_seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                earlier = first_seen.setdefault(key, key_node)
+            except TypeError:  # an unhashable key: SafeLoader reports it below
+                continue
+            if earlier is not key_node:
+                raise DuplicateKeyError(
+                    problem=f"duplicate key {key!r} (first given on line "
+                            f"{earlier.start_mark.line + 1}); keep one of them",
+                    problem_mark=key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _not_utf8(data: bytes, error: UnicodeDecodeError) -> str:
+    line = data.count(b"\n", 0, error.start) + 1
+    column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+    return (f"line {line}, column {column}: byte 0x{data[error.start]:02x} is not UTF-8 "
+            f"(offset {error.start}); save the file as UTF-8")
+
+
+def parse_yaml(text: str) -> Any:
+    """YAML text to Python values, refusing duplicate keys (see `_StrictLoader`)."""
+    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
 def read_yaml(path: str) -> tuple[dict[str, Any] | None, str | None]:
     """The mapping in a YAML file, or (None, reason) when it cannot be used."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         return None, "file not found"
+    except IsADirectoryError:
+        return None, "is a folder, not a YAML file"
     except OSError as error:
         return None, f"cannot read it ({error.strerror})"
     try:
-        raw = yaml.safe_load(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return None, _not_utf8(data, error)
+    try:
+        raw = parse_yaml(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(error, "problem", None) or str(error)
+        if isinstance(error, DuplicateKeyError):
+            return None, f"{where}{problem}"
         return None, f"{where}invalid YAML ({problem})"
     if raw is None:
         raw = {}

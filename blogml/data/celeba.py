@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
+from blogml import locks
 from blogml.errors import BlogmlError
 from blogml.runners.console import interactive
 
@@ -306,8 +307,18 @@ def prepare_celeba(src: str | Path, out: str | Path, size: int = 64, crop: int |
     _check_crop(source)
     for note in source.notes:
         notify(note)
-    partial = out.with_name(out.name + ".partial")
     out.parent.mkdir(parents=True, exist_ok=True)
+    with locks.exclusive(out.with_name(out.name + ".lock"), str(out)):
+        return _prepare_locked(source, out, size, arguments, notify)
+
+
+def _prepare_locked(source: Source, out: Path, size: int, arguments: str,
+                    notify: Callable[[str], None]) -> Prepared:
+    """The conversion, by the one process holding `out`'s lock (a second `data prepare`
+    to the same file would otherwise delete or rewind this one's partial file)."""
+    if out.exists():  # finished by the process that held the lock before
+        return read_prepared(out)
+    partial = out.with_name(out.name + ".partial")
     with _open_partial(partial, arguments, source, size, notify) as h5:
         try:
             _convert(h5, source, size)

@@ -25,7 +25,13 @@ from typing import Any
 import keras
 
 from blogml.data.batches import Batch
-from blogml.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BlogmlError
+from blogml.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    BlogmlError,
+    describe_os_error,
+)
 from blogml.optimizers import build_optimizer
 from blogml.runners import checkpoint as ckpt
 from blogml.runners import distribution, precision
@@ -199,20 +205,33 @@ class BaseRunner:
         self._events = EventLog(self.run_dir, resume_step=state.step if resume else None)
         self._clock = _RunClock(state)
         self._write_summary(state, "running")
+        # Signals stay caught through the plots: a second Ctrl-C there skips them (exit 130,
+        # summary written) instead of killing the process with the default handler.
+        with StopSignal() as stop:
+            result = self._run_loop(state, stop)
+            self._plot()
+        return result
+
+    def _run_loop(self, state: LoopState, stop: StopSignal) -> RunResult:
+        """The loop, with every way it can end turned into a result and a summary."""
         try:
-            with StopSignal() as stop:
-                result = self._loop(state, stop)
+            return self._loop(state, stop)
         except KeyboardInterrupt:
-            result = self._finish(state, "interrupted", EXIT_INTERRUPTED,
-                                  "interrupted twice; state of the last checkpoint kept")
+            return self._finish(state, "interrupted", EXIT_INTERRUPTED,
+                                "interrupted twice; state of the last checkpoint kept")
+        except OSError as error:  # a full disk, a folder made read-only under the run
+            return self._finish(state, "failed", EXIT_FAILED,
+                                f"stopped at step {state.step}: {describe_os_error(error)}; "
+                                "the last complete checkpoint is kept, resume with --resume")
         except Exception as error:  # a crash in task code: record it, keep the run dir usable
             log.error("training crashed:\n%s", traceback.format_exc())
-            result = self._finish(state, "failed", EXIT_FAILED,
-                                  f"crashed: {type(error).__name__}: {error}")
+            return self._finish(state, "failed", EXIT_FAILED,
+                                f"crashed: {type(error).__name__}: {error}")
         finally:
-            self._events.close()
-        self._plot()
-        return result
+            try:
+                self._events.close()
+            except OSError as error:
+                log.error("could not finish the event files: %s", describe_os_error(error))
 
     def _loop(self, state: LoopState, stop: StopSignal) -> RunResult:
         config = self.train_config
@@ -309,7 +328,10 @@ class BaseRunner:
     def _finish(self, state: LoopState, status: str, exit_code: int, message: str) -> RunResult:
         if message:
             (log.error if status == "failed" else log.info)(message)
-        self._write_summary(state, status, message)
+        try:
+            self._write_summary(state, status, message)
+        except OSError as error:  # the disk is still full: say so, the checkpoints stand
+            log.error("could not write summary.json: %s", describe_os_error(error))
         log.info("%s: %s at step %d/%d", self.run_dir, status, state.step, self.total_steps)
         return RunResult(status, exit_code, state.step, (self.monitor, state.best_value),
                          state.wall_seconds, message)
@@ -343,6 +365,10 @@ class BaseRunner:
         try:
             plot_curves(read_events(self.run_dir.metrics), self.run_dir.plots,
                         title=self.run_dir.path.name)
+        except KeyboardInterrupt:  # a second stop request while drawing
+            log.info("plots skipped: interrupted")
+        except OSError as error:
+            log.warning("could not draw plots: %s", describe_os_error(error))
         except Exception:  # plots are a convenience; never fail a finished run over one
             log.warning("could not draw plots:\n%s", traceback.format_exc())
 

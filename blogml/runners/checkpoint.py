@@ -15,8 +15,10 @@ one, so a crash at any moment leaves the previous checkpoint whole.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +28,13 @@ import h5py
 import keras
 import numpy as np
 
-from blogml.errors import CheckpointError
+from blogml.errors import CheckpointError, naming
 
 FILENAME = "checkpoint.h5"
+# What an HDF5 file needs beyond its arrays (object headers, attributes, the superblock),
+# with room to spare: measured 0.5 KiB per dataset (a VQ-VAE's 95 variables).
+SPACE_PER_DATASET = 2 * 1024
+SPACE_SLACK = 64 * 1024
 
 
 @dataclass
@@ -64,6 +70,7 @@ def save_checkpoint(folder: Path, variables: dict[str, Sequence[Any]],
     target = checkpoint_file(folder)
     tmp = folder / f".{FILENAME}.tmp-{os.getpid()}"
     groups = {name: _values(group) for name, group in variables.items()}
+    _ensure_space(folder, groups, target)
     try:
         with h5py.File(tmp, "w") as handle:
             handle.attrs["meta"] = json.dumps(meta)
@@ -71,11 +78,29 @@ def save_checkpoint(folder: Path, variables: dict[str, Sequence[Any]],
         with open(tmp, "rb+") as raw:
             os.fsync(raw.fileno())
         os.replace(tmp, target)
+    except OSError as error:  # e.g. a full disk: the previous checkpoint is untouched
+        tmp.unlink(missing_ok=True)
+        raise naming(error, target) from error
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(folder)
     return target
+
+
+def _ensure_space(folder: Path, groups: dict[str, list[tuple[str, np.ndarray]]],
+                  target: Path) -> None:
+    """Refuse a checkpoint the disk cannot hold before HDF5 starts writing it: h5py does
+    not survive running out of space mid-file (its handles fail to close, and the process
+    can crash), while a refusal here leaves the previous checkpoint and the run whole."""
+    datasets = [value for values in groups.values() for _, value in values]
+    needed = (sum(value.nbytes for value in datasets) + SPACE_PER_DATASET * len(datasets)
+              + SPACE_SLACK)
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise OSError(errno.ENOSPC, f"No space left on device (the checkpoint needs "
+                                    f"{needed / 2**20:.1f} MiB, {free / 2**20:.1f} MiB free)",
+                      str(target))
 
 
 def _fsync_dir(folder: Path) -> None:

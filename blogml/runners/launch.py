@@ -9,28 +9,36 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from blogml import locks
 from blogml.config.loader import LoadedConfig, check_config, dump_config
 from blogml.errors import (
     EXIT_BAD_INPUT,
+    EXIT_FAILED,
     EXIT_OK,
     BlogmlError,
     ConfigError,
     ConfigIssue,
     RunDirError,
+    describe_os_error,
+    os_error_exit_code,
 )
 from blogml.runners.console import run_logging
-from blogml.runners.rundir import RunDir, effective_status
+from blogml.runners.rundir import RunDir, effective_status, write_text_atomic
 from blogml.runners.workers import is_chief_process
+
+log = logging.getLogger("blogml")
 
 
 @dataclass
@@ -107,6 +115,10 @@ def _plan_one(loaded: LoadedConfig, run_dir_option: str | None, resume: bool, wh
                     f"{run_dir}: was run with a different config ({', '.join(differs)} differ "
                     f"from {loaded.source}); resume it without a config "
                     f"(blogml train --run-dir {run_dir} --resume) or start a new run")
+            holder = locks.held_by(run_dir.lock)
+            if holder:
+                raise RunDirError(f"{run_dir}: in use by {holder}; wait for it to end, or "
+                                  "stop that process")
             summary = run_dir.read_summary()
             status = effective_status(summary)
             if status == "running":
@@ -199,7 +211,11 @@ def select_backend(backend: str) -> None:
                               f"cannot switch to {backend} in this process")
         return
     os.environ["KERAS_BACKEND"] = backend
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # 3: TensorFlow's native log shows fatal errors only. At 2 its graph optimiser prints
+    # "E0000 ... meta_optimizer.cc ... remapper failed" on every VQ-VAE run (a fusion it
+    # skips, harmless); real failures still reach Python as exceptions. Set the variable
+    # lower to see that log.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with _native_stderr_silenced():
         import keras  # noqa: F401
 
@@ -264,22 +280,30 @@ def trained_runner(run_dir: str, checkpoint: str = "best") -> tuple[Any, Any]:
 
 def evaluate_run(run_dir: str, checkpoint: str, split: str) -> dict[str, Any]:
     """Metrics of `split` with a checkpoint's weights (the EMA ones when the run keeps
-    an EMA for evaluation); also written to RUN_DIR/eval_<split>.json."""
+    an EMA for evaluation). `write_evaluation` keeps them in the run dir."""
     runner, loaded = trained_runner(run_dir, checkpoint)
     if split not in runner.splits:
         raise BlogmlError(f"--split {split}: the splits of task {runner.config['task']} are "
                           + ", ".join(runner.splits))
     with runner.evaluation_weights():
         metrics = runner.evaluate(split)
-    result = {"split": split, "checkpoint": str(loaded.path), "step": loaded.meta["loop"]["step"],
-              **metrics}
-    (Path(run_dir) / f"eval_{split}.json").write_text(json.dumps(result, indent=2) + "\n",
-                                                       encoding="utf-8")
-    return result
+    return {"split": split, "checkpoint": str(loaded.path),
+            "step": loaded.meta["loop"]["step"], **metrics}
+
+
+def write_evaluation(run_dir: str, result: dict[str, Any]) -> Path:
+    """RUN_DIR/eval_<split>.json, written whole or not at all."""
+    path = Path(run_dir) / f"eval_{result['split']}.json"
+    write_text_atomic(path, json.dumps(result, indent=2) + "\n")
+    return path
 
 
 def execute(plan: RunPlan) -> Outcome:
-    """Run one planned training run to its end (or its stop)."""
+    """Run one planned training run to its end (or its stop), holding the run dir's lock.
+
+    A run whose setup fails, however it fails, leaves no run dir behind when it made the
+    dir; a resumed one is left as it was (its checkpoints and status untouched).
+    """
     if plan.skip:
         summary = plan.run_dir.read_summary() or {}
         best = summary.get("best") or {}
@@ -287,24 +311,49 @@ def execute(plan: RunPlan) -> Outcome:
                        summary.get("step"), (best.get("metric"), best.get("value")),
                        summary.get("wall_seconds"))
     fresh = not plan.run_dir.path.exists()
+    try:
+        plan.run_dir.path.mkdir(parents=True, exist_ok=True)
+        with locks.exclusive(plan.run_dir.lock, f"run dir {plan.run_dir}"):
+            return _execute_locked(plan, fresh)
+    except locks.LockedError as error:  # another process owns the dir: leave it alone
+        return Outcome(plan.loaded.source, str(plan.run_dir), "error", EXIT_BAD_INPUT,
+                       message=str(error))
+    except BlogmlError as error:
+        return _setup_failed(plan, fresh, str(error), EXIT_BAD_INPUT)
+    except OSError as error:  # the run dir cannot be written: read-only, full, no permission
+        return _setup_failed(plan, fresh, describe_os_error(error), os_error_exit_code(error))
+    except Exception as error:  # a crash in task code while building (logged in full)
+        return _setup_failed(plan, fresh, f"setup crashed: {type(error).__name__}: {error}",
+                             EXIT_FAILED)
+    finally:
+        if plan.scratch:
+            shutil.rmtree(plan.run_dir.path, ignore_errors=True)
+
+
+def _setup_failed(plan: RunPlan, fresh: bool, message: str, exit_code: int) -> Outcome:
+    if fresh:
+        shutil.rmtree(plan.run_dir.path, ignore_errors=True)
+    return Outcome(plan.loaded.source, str(plan.run_dir), "error", exit_code, message=message)
+
+
+def _execute_locked(plan: RunPlan, fresh: bool) -> Outcome:
     if not plan.resume:
         plan.run_dir.create()
-        plan.run_dir.config.write_text(dump_config(plan.loaded.values), encoding="utf-8")
+        write_text_atomic(plan.run_dir.config, dump_config(plan.loaded.values))
     runner = None
     try:
         # From the start of setup: what the data report says belongs in train.log too.
         with run_logging(plan.run_dir.log):
-            runner = build_runner(plan.loaded, plan.run_dir)
+            try:
+                runner = build_runner(plan.loaded, plan.run_dir)
+            except (BlogmlError, OSError):
+                raise
+            except Exception:  # a bug, not bad input: the traceback is what to report
+                log.error("setup crashed:\n%s", traceback.format_exc())
+                raise
             result = runner.train(resume=plan.resume)
-    except BlogmlError as error:
-        if fresh:  # a problem found while building (e.g. a checkpoint or model mismatch)
-            shutil.rmtree(plan.run_dir.path, ignore_errors=True)
-        return Outcome(plan.loaded.source, str(plan.run_dir), "error", EXIT_BAD_INPUT,
-                       message=str(error))
     finally:
         if runner is not None:
             runner.close()
-        if plan.scratch:
-            shutil.rmtree(plan.run_dir.path, ignore_errors=True)
     return Outcome(plan.loaded.source, str(plan.run_dir), result.status, result.exit_code,
                    result.step, result.best, result.wall_seconds, result.message)

@@ -7,6 +7,7 @@
     RUN_DIR/samples/, plots/     PNGs
     RUN_DIR/summary.json         status, best/final metrics, timings, versions
     RUN_DIR/train.log            the log, as printed
+    RUN_DIR/.lock                held while a process trains in it (see blogml.locks)
 
 This module knows names and small JSON/YAML files only; it never imports Keras.
 """
@@ -29,11 +30,15 @@ STATUSES = ("running", "finished", "failed", "interrupted")
 def write_text_atomic(path: Path, text: str) -> None:
     """Write a small file so that a reader sees the old or the new content, never half."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, a signal: no half-written temp file left behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class RunDir:
@@ -53,6 +58,7 @@ class RunDir:
     tensorboard = property(lambda self: self.path / "tensorboard")
     plots = property(lambda self: self.path / "plots")
     samples = property(lambda self: self.path / "samples")
+    lock = property(lambda self: self.path / ".lock")  # held by the process training it
 
     def checkpoint(self, name: str) -> Path:
         """`checkpoints/<name>/` (name: last or best)."""
