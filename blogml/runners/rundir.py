@@ -36,7 +36,10 @@ def write_text_atomic(path: Path, text: str) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:  # a full disk, a signal: no half-written temp file left behind
+    except OSError as error:  # a full disk, a read-only folder: name the file, not its temp
+        tmp.unlink(missing_ok=True)
+        raise OSError(error.errno, error.strerror, str(path)) from error
+    except BaseException:  # a signal: no half-written temp file left behind
         tmp.unlink(missing_ok=True)
         raise
 
