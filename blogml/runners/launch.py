@@ -26,6 +26,7 @@ from blogml.config.loader import LoadedConfig, check_config, dump_config
 from blogml.errors import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     BlogmlError,
     ConfigError,
@@ -36,6 +37,7 @@ from blogml.errors import (
 )
 from blogml.runners.console import run_logging
 from blogml.runners.rundir import RunDir, effective_status, write_text_atomic
+from blogml.runners.signals import StopSignal
 from blogml.runners.workers import is_chief_process
 
 log = logging.getLogger("blogml")
@@ -322,6 +324,9 @@ def execute(plan: RunPlan) -> Outcome:
         return _setup_failed(plan, fresh, str(error), EXIT_BAD_INPUT)
     except OSError as error:  # the run dir cannot be written: read-only, full, no permission
         return _setup_failed(plan, fresh, describe_os_error(error), os_error_exit_code(error))
+    except KeyboardInterrupt:  # stopped before training started
+        return _setup_failed(plan, fresh, "stopped during setup; nothing trained",
+                             EXIT_INTERRUPTED, "interrupted")
     except Exception as error:  # a crash in task code while building (logged in full)
         return _setup_failed(plan, fresh, f"setup crashed: {type(error).__name__}: {error}",
                              EXIT_FAILED)
@@ -330,10 +335,11 @@ def execute(plan: RunPlan) -> Outcome:
             shutil.rmtree(plan.run_dir.path, ignore_errors=True)
 
 
-def _setup_failed(plan: RunPlan, fresh: bool, message: str, exit_code: int) -> Outcome:
+def _setup_failed(plan: RunPlan, fresh: bool, message: str, exit_code: int,
+                  status: str = "error") -> Outcome:
     if fresh:
         shutil.rmtree(plan.run_dir.path, ignore_errors=True)
-    return Outcome(plan.loaded.source, str(plan.run_dir), "error", exit_code, message=message)
+    return Outcome(plan.loaded.source, str(plan.run_dir), status, exit_code, message=message)
 
 
 def _execute_locked(plan: RunPlan, fresh: bool) -> Outcome:
@@ -344,13 +350,18 @@ def _execute_locked(plan: RunPlan, fresh: bool) -> Outcome:
     try:
         # From the start of setup: what the data report says belongs in train.log too.
         with run_logging(plan.run_dir.log):
-            try:
-                runner = build_runner(plan.loaded, plan.run_dir)
-            except (BlogmlError, OSError):
-                raise
-            except Exception:  # a bug, not bad input: the traceback is what to report
-                log.error("setup crashed:\n%s", traceback.format_exc())
-                raise
+            # A stop during setup (loading data, building the model) ends the run before
+            # its first step; a second one at once (KeyboardInterrupt, see StopSignal).
+            with StopSignal() as stop:
+                try:
+                    runner = build_runner(plan.loaded, plan.run_dir)
+                except (BlogmlError, OSError):
+                    raise
+                except Exception:  # a bug, not bad input: the traceback is what to report
+                    log.error("setup crashed:\n%s", traceback.format_exc())
+                    raise
+            if stop.requested:
+                raise KeyboardInterrupt
             result = runner.train(resume=plan.resume)
     finally:
         if runner is not None:

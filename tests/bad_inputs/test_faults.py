@@ -313,3 +313,19 @@ def test_a_run_dir_template_through_a_file_is_refused_before_training(in_tmp, un
     unchanged.append(in_tmp / "afile")
     config = write_config(in_tmp, "tiny", run_dir="afile/{config}")
     assert_refused(invoke("train", str(config)), 2, "afile")
+
+
+def test_a_stop_during_setup_ends_the_run_before_its_first_step_and_leaves_no_dir(
+        in_tmp, monkeypatch):
+    real = OptbenchRunner.build_model
+
+    def stopped_while_building(self):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(self)
+
+    monkeypatch.setattr(OptbenchRunner, "build_model", stopped_while_building)
+    config = write_config(in_tmp, "tiny", run_dir="runs/tiny")
+    outcome = invoke("train", str(config))
+    assert outcome.exit_code == 130 and outcome.crashed is None, outcome.output
+    assert "interrupted" in outcome.output
+    assert not (in_tmp / "runs" / "tiny").exists()
