@@ -17,13 +17,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 from blogml.bench.claims import ClaimResult, evaluate_claims
-from blogml.bench.grid import Bench, load_bench
+from blogml.bench.grid import Bench, check_bench
 from blogml.bench.plots import plot_bench
 from blogml.bench.report import write_report
 from blogml.bench.results import collect, write_csv
 from blogml.errors import EXIT_INTERRUPTED, BlogmlError, ConfigError, RunDirError
 from blogml.runners.console import interactive
-from blogml.runners.launch import Outcome, RunPlan, execute, plan_runs
+from blogml.runners.launch import Outcome, RunPlan, discard, execute, plan_runs
 
 
 @dataclass(frozen=True)
@@ -52,26 +52,26 @@ def plan_cells(bench: Bench) -> list[RunPlan]:
 def prepare(paths: Sequence[str]) -> list[tuple[Bench, list[RunPlan]]]:
     """Load, check and plan every bench file before anything runs.
 
-    Raises one ConfigError listing every mistake of every file, then one RunDirError
-    listing every run directory that cannot be used.
+    Raises one error listing every mistake of every file (ConfigError), followed by every
+    run directory that cannot be used (then a RunDirError): the sound runs of a file with
+    mistakes are planned too, so that one round shows everything to fix.
     """
-    benches, issues = [], []
-    for path in paths:
-        try:
-            benches.append(load_bench(path))
-        except ConfigError as error:
-            issues.extend(error.issues)
-    if issues:
-        raise ConfigError(issues)
+    checked = [check_bench(path) for path in paths]
+    issues = [issue for _, file_issues in checked for issue in file_issues]
     plans, problems = [], []
-    for bench in benches:
+    for bench, _ in checked:
         try:
             plans.append(plan_cells(bench))
         except RunDirError as error:
             problems.append(str(error))
+    if issues or problems:
+        for planned in plans:
+            discard(planned)
     if problems:
-        raise RunDirError("\n".join(problems))
-    return list(zip(benches, plans))
+        raise RunDirError("\n".join([*map(str, issues), *problems]))
+    if issues:
+        raise ConfigError(issues)
+    return [(bench, planned) for (bench, _), planned in zip(checked, plans)]
 
 
 def _say(message: str) -> None:

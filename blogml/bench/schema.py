@@ -171,48 +171,85 @@ def optimizers_of(bench: dict[str, Any], problem: str) -> list[str]:
     return [name for name in bench["optimizers"] if chosen is None or name in chosen]
 
 
-def _check_names(bench: dict[str, Any], path: str, issues: Issues) -> None:
-    """Every name refers to something defined, and every optimizer runs somewhere."""
-    seen: set[int] = set()
-    for i, seed in enumerate(bench["seeds"]):
-        if seed in seen:
-            issues.add(join(path, f"seeds[{i}]"), f"repeats seed {seed}")
-        seen.add(seed)
+class Sound:
+    """Which parts of a checked bench came out without issues. The rules across parts
+    (names that refer to each other, the runs of the grid) run on the sound parts even when
+    others are wrong, so that every mistake of a file is reported in one round."""
+
+    def __init__(self, issues: Issues) -> None:
+        self.paths = [path for path, _ in issues.items]
+
+    def usable(self, path: str) -> bool:
+        """No issue at `path` or above it: the value has its type (its items may be wrong)."""
+        return not any(_within(path, where) for where in self.paths)
+
+    def sound(self, path: str) -> bool:
+        """No issue at `path`, above it or inside it."""
+        return self.usable(path) and not any(_within(where, path) for where in self.paths)
+
+
+def _within(path: str, ancestor: str) -> bool:
+    return not ancestor or path == ancestor or path.startswith((ancestor + ".", ancestor + "["))
+
+
+def check_references(bench: dict[str, Any], sound: Sound, issues: Issues) -> None:
+    """Every name refers to something defined, and every optimizer runs somewhere (checked
+    where the parts involved are sound)."""
+    if sound.usable("seeds"):
+        seen: set[int] = set()
+        for i, seed in enumerate(bench["seeds"]):
+            if sound.sound(f"seeds[{i}]"):
+                if seed in seen:
+                    issues.add(f"seeds[{i}]", f"repeats seed {seed}")
+                seen.add(seed)
+    if not sound.usable("problems") or not sound.usable("optimizers"):
+        return
     optimizers = list(bench["optimizers"])
     used: set[str] = set()
+    every_list_sound = True
     for name, problem in bench["problems"].items():
+        if not sound.sound(f"problems.{name}.optimizers"):
+            every_list_sound = False
+            continue
         for i, optimizer in enumerate(problem["optimizers"] or []):
             if optimizer not in optimizers:
-                issues.add(join(path, f"problems.{name}.optimizers[{i}]"),
+                issues.add(f"problems.{name}.optimizers[{i}]",
                            f"unknown optimizer {optimizer!r}; {suggest(optimizer, optimizers)}")
         used.update(optimizers_of(bench, name))
     for name in optimizers:
-        if name not in used:
-            issues.add(join(path, f"optimizers.{name}"),
-                       "runs on no problem (none lists it in its optimizers); add it to one "
-                       "or remove it")
-    for name, claim in bench["claims"].items():
-        _check_claim(bench, claim, join(path, f"claims.{name}"), issues)
+        if every_list_sound and name not in used and sound.usable(f"optimizers.{name}"):
+            issues.add(f"optimizers.{name}", "runs on no problem (none lists it in its "
+                                             "optimizers); add it to one or remove it")
+    if sound.usable("claims"):
+        for name, claim in bench["claims"].items():
+            if sound.sound(f"claims.{name}.kind"):
+                _check_claim(bench, claim, f"claims.{name}", sound, issues)
 
 
-def _check_claim(bench: dict[str, Any], claim: dict[str, Any], path: str,
+def _check_claim(bench: dict[str, Any], claim: dict[str, Any], path: str, sound: Sound,
                  issues: Issues) -> None:
     problems = list(bench["problems"])
     for role in ("cell", "baseline"):
-        problem, optimizer = claim[role].split("/")
         where = join(path, role)
+        if not sound.sound(where):
+            continue
+        problem, optimizer = claim[role].split("/")
         if problem not in problems:
             issues.add(where, f"unknown problem {problem!r}; {suggest(problem, problems)}")
+            continue
+        if not sound.sound(f"problems.{problem}.optimizers"):
             continue
         if optimizer not in optimizers_of(bench, problem):
             issues.add(where, f"optimizer {optimizer!r} does not run on problem {problem!r} "
                               f"(it runs {', '.join(optimizers_of(bench, problem))})")
             continue
+        if not sound.sound(f"problems.{problem}.data.problem"):
+            continue
         data = bench["problems"][problem]["data"]
         if claim["kind"] == "untouched_rows" and data["problem"] != "embedding_bag":
             issues.add(where, f"problem {problem!r} is {data['problem']}; untouched_rows "
                               "needs an embedding_bag problem")
-        elif "metric" in claim:
+        elif "metric" in claim and sound.sound(join(path, "metric")):
             metrics = ["loss"] + OPTBENCH.monitors(data["problem"])
             if claim["metric"] not in metrics:
                 issues.add(join(path, "metric"), f"{problem} logs no {show(claim['metric'])}; "
@@ -230,4 +267,4 @@ BENCH = Section({
     "optimizers": MapOf(Name(), OPTIMIZER, doc="name -> an optimizer section (MISSION §3)",
                         min_length=1),
     "claims": MapOf(Name(), ClaimSection(), {}, "name -> a claim the report checks"),
-}, "an optimizer benchmark", validators=[_check_names])
+}, "an optimizer benchmark")  # the rules across sections: `check_references`

@@ -10,9 +10,12 @@ from typing import Any
 import click
 
 from blogml.cli.table import format_metric, format_seconds, render_table
-from blogml.runners.rundir import RunDir, effective_status
+from blogml.config.loader import read_yaml
+from blogml.config.schema import show
+from blogml.runners.rundir import STATUSES, RunDir, effective_status
 
 SORT_COLUMNS = ("run_dir", "task", "status", "steps", "best", "time")
+UNKNOWN = "?"  # a field whose file cannot be read, or holds a value of the wrong shape
 
 
 @dataclass
@@ -28,6 +31,8 @@ class RunRow:
     best_mode: str = "min"
     wall_seconds: float | None = None
     final_val: dict[str, float] = field(default_factory=dict)
+    unknown: set[str] = field(default_factory=set)  # columns shown as UNKNOWN
+    problems: list[str] = field(default_factory=list)  # "FILE: what is wrong", for warnings
 
 
 def find_runs(root: Path) -> list[RunDir]:
@@ -36,20 +41,96 @@ def find_runs(root: Path) -> list[RunDir]:
 
 
 def read_row(run: RunDir) -> RunRow:
-    try:
-        config = run.read_config()
-    except Exception:  # a broken config.yaml still lists the run
+    """What the table shows of `run`. A config.yaml or summary.json that cannot be read, or
+    holds a value of the wrong shape, costs only the fields it should give: they show as
+    `?` and the problem is listed, since one broken run must not hide a study's others."""
+    row = RunRow(str(run), UNKNOWN, "interrupted")  # no summary yet: killed before the first
+    config, reason = read_yaml(str(run.config))
+    if config is None:
+        row.problems.append(f"{run.config}: {reason}; its task is shown as ?")
         config = {}
-    summary = run.read_summary()
-    row = RunRow(str(run), config.get("task", "?"), effective_status(summary))
-    if summary is not None:
-        best = summary.get("best") or {}
-        row.step, row.total_steps = summary.get("step", 0), summary.get("total_steps", "?")
-        row.best = (best.get("metric"), best.get("value"))
-        row.best_mode = (config.get("train") or {}).get("monitor_mode", "min")
-        row.wall_seconds = summary.get("wall_seconds")
-        row.final_val = (summary.get("final") or {}).get("val") or {}
+    task = config.get("task", UNKNOWN)
+    if isinstance(task, str):
+        row.task = task
+    else:
+        row.problems.append(f"{run.config}: task: must be a string, got {show(task)}; "
+                            "shown as ?")
+    train = config.get("train")
+    mode = train.get("monitor_mode") if isinstance(train, dict) else None
+    row.best_mode = mode if mode in ("min", "max") else "min"
+    summary = _read_summary(run)
+    if isinstance(summary, str):
+        row.problems.append(f"{run.summary_path}: {summary}; its fields are shown as ?")
+        row.status = UNKNOWN
+        row.unknown |= {"status", "steps", "best", "time", "metrics"}
+    elif summary is not None:
+        _read_summary_fields(row, summary, str(run.summary_path))
     return row
+
+
+def _read_summary(run: RunDir) -> dict[str, Any] | str | None:
+    """The run's summary.json as a mapping, None when there is none yet, or why it is none
+    (`RunDir.read_summary` reads anything but a JSON object as none)."""
+    try:
+        summary = run.read_summary()
+    except (OSError, ValueError) as error:  # ValueError: not UTF-8
+        return f"cannot be read ({getattr(error, 'strerror', None) or error})"
+    if summary is None:
+        return "not a JSON object" if run.summary_path.exists() else None
+    return summary
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _read_summary_fields(row: RunRow, summary: dict[str, Any], path: str) -> None:
+    """Each field of a summary mapping into `row`; a wrong one into `row.problems`."""
+    def wrong(key: str, value: Any, expected: str, column: str) -> None:
+        row.problems.append(f"{path}: {key}: must be {expected}, got {show(value)}; shown as ?")
+        row.unknown.add(column)
+
+    status = summary.get("status", "interrupted")
+    if status in STATUSES:
+        row.status = effective_status(summary)
+    else:
+        wrong("status", status, "one of " + ", ".join(STATUSES), "status")
+        row.status = UNKNOWN
+    step, total = summary.get("step", 0), summary.get("total_steps", UNKNOWN)
+    if _is_int(step):
+        row.step = step
+    else:
+        wrong("step", step, "an integer", "steps")
+    if _is_int(total) or total == UNKNOWN:
+        row.total_steps = total
+    else:
+        wrong("total_steps", total, "an integer", "steps")
+    best = _or_empty(summary.get("best"))
+    if (isinstance(best, dict) and isinstance(best.get("metric"), (str, type(None)))
+            and (best.get("value") is None or _is_number(best.get("value")))):
+        row.best = (best.get("metric"), best.get("value"))
+    else:
+        wrong("best", best, "a mapping {metric: NAME, value: NUMBER}", "best")
+    seconds = summary.get("wall_seconds")
+    if seconds is None or _is_number(seconds):
+        row.wall_seconds = seconds
+    else:
+        wrong("wall_seconds", seconds, "a number", "time")
+    final = _or_empty(summary.get("final"))
+    val = _or_empty(final.get("val")) if isinstance(final, dict) else final
+    if isinstance(val, dict):
+        row.final_val = val
+    else:
+        wrong("final" if val is final else "final.val", val, "a mapping", "metrics")
+
+
+def _or_empty(value: Any) -> Any:
+    """A summary section not written yet (null) reads as empty; any other value as given."""
+    return {} if value is None else value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _metric(row: RunRow, name: str) -> float | None:
@@ -110,10 +191,18 @@ def runs(root: str, tasks: tuple[str, ...], statuses: tuple[str, ...],
     click.echo(render_table(
         ["run_dir", "task", "status", "steps", "best", "time", *metrics],
         [[row.run_dir, row.task, row.status,
-          "-" if row.step is None else f"{row.step}/{row.total_steps}",
-          format_metric(row.best),
-          format_seconds(row.wall_seconds),
-          *(_format(_metric(row, name)) for name in metrics)] for row in rows]))
+          _cell(row, "steps", "-" if row.step is None else f"{row.step}/{row.total_steps}"),
+          _cell(row, "best", format_metric(row.best)),
+          _cell(row, "time", format_seconds(row.wall_seconds)),
+          *(_cell(row, "metrics", _format(_metric(row, name))) for name in metrics)]
+         for row in rows]))
+    for row in rows:
+        for problem in row.problems:
+            click.echo(f"warning: {problem}", err=True)
+
+
+def _cell(row: RunRow, column: str, text: str) -> str:
+    return UNKNOWN if column in row.unknown else text
 
 
 def _format(value: float | None) -> str:

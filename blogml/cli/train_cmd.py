@@ -35,13 +35,15 @@ def train(config_files: tuple[str, ...], overrides: tuple[str, ...], run_dir: st
           resume: bool, continue_on_error: bool) -> None:
     """Train one run per CONFIG, one after another.
 
-    Every config is checked before anything runs. A failing run does not stop the others
-    (unless --stop-on-error); Ctrl-C (or SIGTERM) checkpoints the current run and stops.
-    A study survives being killed: re-run the same command with --resume, and finished runs
-    are skipped, interrupted ones continue from their checkpoint, the rest start. Exit
-    code: 0 all finished, 1 a run failed, 2 bad input, 130 interrupted.
+    Every config, and the data it names, is checked before anything runs. A failing run
+    does not stop the others (unless --stop-on-error); Ctrl-C (or SIGTERM) checkpoints the
+    current run and stops. A study survives being killed: re-run the same command with
+    --resume, and finished runs are skipped, interrupted ones continue from their
+    checkpoint, the rest start. Exit code: 0 all finished, 1 a run failed, 2 bad input,
+    130 interrupted.
     """
     from blogml.runners.launch import config_from_run_dir, discard, execute, plan_runs
+    from blogml.runners.preflight import check_data
 
     if config_files:
         configs = load_configs(config_files, parse_overrides(overrides))
@@ -51,6 +53,7 @@ def train(config_files: tuple[str, ...], overrides: tuple[str, ...], run_dir: st
         configs = [config_from_run_dir(run_dir)]
     else:
         raise click.UsageError("give at least one CONFIG, or --run-dir DIR --resume")
+    check_data(configs)  # before any run dir is made: a broken one stops the whole study
     plans = plan_runs(configs, run_dir, resume)
     outcomes = []
     for plan in plans:

@@ -305,6 +305,34 @@ class Pattern(Str):
 Validator = Callable[[dict[str, Any], str, Issues], None]
 
 
+class Rule:
+    """A cross-key validator that needs only `keys` (paths relative to its section) valid.
+
+    A plain validator runs once its whole section is valid, since it may read any key. A
+    rule that reads a few keys runs whenever those are valid, so its problem (heads that
+    do not divide the width, say) is reported together with the others instead of only
+    after they are fixed.
+    """
+
+    def __init__(self, keys: tuple[str, ...], check: Validator) -> None:
+        self.keys = keys
+        self.check = check
+
+    def __call__(self, config: dict[str, Any], path: str, issues: Issues) -> None:
+        self.check(config, path, issues)
+
+    def blocked_by(self, path: str, found: list[tuple[str, str]]) -> bool:
+        """Whether a problem in `found` is in (or above) one of the keys this rule reads."""
+        needed = [join(path, key) for key in self.keys]
+        return any(where == key or where.startswith((key + ".", key + "["))
+                   or key.startswith(where + ".") for where, _ in found for key in needed)
+
+
+def needs(*keys: str) -> Callable[[Validator], Rule]:
+    """Decorate a validator that reads only `keys` (see `Rule`)."""
+    return lambda check: Rule(keys, check)
+
+
 class Section(Spec):
     """A mapping with a fixed set of keys. Unknown keys are errors, never ignored."""
 
@@ -340,9 +368,12 @@ class Section(Spec):
                 issues.add(join(path, name), f"missing required key ({spec.expected()})")
             else:
                 resolved[name] = spec.default()
-        # Cross-key rules only make sense once every key on its own is valid.
-        if len(issues.items) == before:
-            for validate in self.validators:
+        # Cross-key rules only make sense once every key they read is valid on its own.
+        found = issues.items[before:]
+        for validate in self.validators:
+            blocked = (validate.blocked_by(path, found) if isinstance(validate, Rule)
+                       else bool(found))
+            if not blocked:
                 validate(resolved, path, issues)
         return resolved
 

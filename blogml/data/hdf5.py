@@ -37,6 +37,51 @@ def to_unit_range(images: np.ndarray) -> np.ndarray:
     return images.astype(np.float32) / 127.5 - 1.0
 
 
+def open_cache(path: str | Path) -> h5py.File:
+    """`path` opened read-only; BlogmlError naming it and the fix when it is missing or not
+    HDF5 (h5py's own error names neither the config key nor the command that makes one)."""
+    path = Path(path)
+    if not path.is_file():
+        what = "a folder, not an HDF5 file" if path.is_dir() else "no such file"
+        raise BlogmlError(f"{path}: {what}; make it with `blogml data prepare celeba --src DIR "
+                          f"--out {path}`")
+    try:
+        return h5py.File(path, "r")
+    except OSError as error:
+        raise BlogmlError(f"{path}: not a readable HDF5 file ({error}); make it again with "
+                          f"`blogml data prepare celeba --src DIR --out {path}`") from None
+
+
+def split_problem(h5: h5py.File, split: str) -> str | None:
+    """Why `split` of an open cache cannot be trained or evaluated on (it must hold at
+    least one square uint8 (n, H, W, 3) image), or None. Only the metadata is read."""
+    dataset = h5.get(split)
+    if not isinstance(dataset, h5py.Dataset):
+        splits = sorted(k for k, v in h5.items() if isinstance(v, h5py.Dataset))
+        return (f"no split {split!r} (it has: {', '.join(splits) or 'none'}); make it with "
+                "`blogml data prepare`")
+    if dataset.ndim != 4 or dataset.shape[3] != 3 or dataset.dtype != np.uint8:
+        return (f"split {split!r} is {dataset.dtype} {dataset.shape}, not uint8 (n, H, W, 3) "
+                "images; make it with `blogml data prepare`")
+    count, height, width = dataset.shape[:3]
+    if height != width:
+        return (f"split {split!r} holds {height}x{width} (height x width) images, not square "
+                "ones; make it with `blogml data prepare`, which crops them square")
+    if count == 0:
+        return (f"split {split!r} is empty; make the cache again with `blogml data prepare` "
+                "from a source with images for it")
+    return None
+
+
+def batch_problem(split: str, count: int, batch_size: int) -> str | None:
+    """Why `count` images of `split` cannot fill one training batch (every pass drops its
+    remainder, so a pass would be no step at all), or None."""
+    if batch_size > count:
+        return (f"batch size {batch_size} exceeds the {count} images of split {split!r}; "
+                "lower train.batch_size")
+    return None
+
+
 class HDF5Images:
     """Shuffled training batches of one split, and in-order batches of any split.
 
@@ -59,23 +104,15 @@ class HDF5Images:
         self._handle: h5py.File | None = None
         self._pid: int | None = None
         self.num_examples = self.split_size(split)
-        if batch_size > self.num_examples:
-            raise BlogmlError(f"{self.path}: batch size {batch_size} exceeds the "
-                              f"{self.num_examples} images of split {split!r}; lower "
-                              "train.batch_size")
+        problem = batch_problem(split, self.num_examples, batch_size)
+        if problem:
+            raise BlogmlError(f"{self.path}: {problem}")
         self.batches_per_pass = self.num_examples // batch_size
 
     def split_size(self, split: str) -> int:
         """Images in `split`; BlogmlError naming the file and the fix if it has none."""
-        if not self.path.is_file():
-            raise BlogmlError(f"{self.path}: no such file; make it with `blogml data prepare "
-                              f"celeba --src DIR --out {self.path}`")
-        try:
-            with h5py.File(self.path, "r") as h5:  # closed again: reads open their own
-                return self._checked(h5, split).shape[0]
-        except OSError as error:
-            raise BlogmlError(f"{self.path}: not a readable HDF5 file ({error}); make it "
-                              "again with `blogml data prepare`") from None
+        with open_cache(self.path) as h5:  # closed again: reads open their own
+            return self._checked(h5, split).shape[0]
 
     def batches(self, start_step: int = 0) -> Iterator[np.ndarray]:
         """Endless training batches (remainder of each pass dropped), starting with the one
@@ -97,17 +134,10 @@ class HDF5Images:
         return self._checked(self._handle, split)
 
     def _checked(self, h5: h5py.File, split: str) -> h5py.Dataset:
-        dataset = h5.get(split)
-        if not isinstance(dataset, h5py.Dataset):
-            splits = sorted(k for k, v in h5.items() if isinstance(v, h5py.Dataset))
-            raise BlogmlError(f"{self.path}: no split {split!r} (it has: "
-                              f"{', '.join(splits) or 'none'}); make it with `blogml data "
-                              "prepare`")
-        if dataset.ndim != 4 or dataset.shape[3] != 3 or dataset.dtype != np.uint8:
-            raise BlogmlError(f"{self.path}: {split!r} is {dataset.dtype} {dataset.shape}, "
-                              "not uint8 (n, H, W, 3) images; make it with `blogml data "
-                              "prepare`")
-        return dataset
+        problem = split_problem(h5, split)
+        if problem:
+            raise BlogmlError(f"{self.path}: {problem}")
+        return h5[split]
 
     def close(self) -> None:
         """Close this process's handle (a later read opens it again)."""

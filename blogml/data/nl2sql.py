@@ -33,6 +33,9 @@ def read_jsonl(path: Path, what: str) -> list[dict[str, Any]]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
         raise BlogmlError(f"{path}: cannot read the {what} ({error.strerror})") from None
+    except UnicodeDecodeError as error:  # a binary, or a legacy-encoded export
+        raise BlogmlError(f"{path}: not UTF-8 text (byte {error.start + 1}); JSON lines must "
+                          "be UTF-8: save it as UTF-8") from None
     records = []
     for number, line in enumerate(text.split("\n"), start=1):  # not splitlines: U+2028 in text
         if not line.strip():

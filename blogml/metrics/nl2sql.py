@@ -255,6 +255,8 @@ def score_files(gold_path: Path, pred_path: Path, db_path: Path,
 
     tables_path = tables_path or tables_path_for(gold_path)
     gold = read_jsonl(gold_path, "gold question")
+    if not gold:
+        raise BlogmlError(f"{gold_path}: holds no gold questions; nothing to score")
     tables = read_tables(tables_path)
     predictions = [p.get("sql", p) for p in read_jsonl(pred_path, "prediction")]
     if len(predictions) != len(gold):

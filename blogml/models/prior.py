@@ -72,12 +72,15 @@ def bits_per_code(nats: float) -> float:
 
 
 def sample(predict: Callable[[np.ndarray], Any], count: int, num_codes: int, grid: int,
-           temperature: float = 1.0, seed: int = 0) -> np.ndarray:
+           temperature: float = 1.0, seed: int = 0,
+           on_position: Callable[[int], None] | None = None) -> np.ndarray:
     """Draw `count` code grids [count, grid, grid], one position at a time.
 
     `predict` maps model inputs to the prior's logits: the model's compiled
     `predict_on_batch` (or a distribution's), since an eager call per position costs
     several times more (15 s instead of 6 s for 16 demo grids on a 2-core CPU).
+    `on_position(position)` is called after each of the grid² positions is drawn, so a
+    caller can show progress (sampling takes minutes) without this module knowing how.
     """
     rng = np.random.default_rng(seed)
     tokens = np.full((count, grid * grid), num_codes, dtype=np.int32)
@@ -90,4 +93,6 @@ def sample(predict: Callable[[np.ndarray], Any], count: int, num_codes: int, gri
         codes[:, position] = [rng.choice(num_codes, p=row) for row in p]
         if position + 1 < grid * grid:
             tokens[:, position + 1] = codes[:, position]
+        if on_position is not None:
+            on_position(position)
     return codes.reshape(count, grid, grid)

@@ -283,10 +283,16 @@ def trained_runner(run_dir: str, checkpoint: str = "best") -> tuple[Any, Any]:
 def evaluate_run(run_dir: str, checkpoint: str, split: str) -> dict[str, Any]:
     """Metrics of `split` with a checkpoint's weights (the EMA ones when the run keeps
     an EMA for evaluation). `write_evaluation` keeps them in the run dir."""
+    from blogml.runners.registry import TASKS
+
+    config = config_from_run_dir(run_dir)
+    select_backend(config.values["backend"])  # the runner's module imports Keras
+    task = config.task
+    splits = TASKS[task].runner_class().splits
+    if split not in splits:  # before the model is built and its checkpoint read
+        raise BlogmlError(f"--split {split}: the splits of task {task} are "
+                          + ", ".join(splits))
     runner, loaded = trained_runner(run_dir, checkpoint)
-    if split not in runner.splits:
-        raise BlogmlError(f"--split {split}: the splits of task {runner.config['task']} are "
-                          + ", ".join(runner.splits))
     with runner.evaluation_weights():
         metrics = runner.evaluate(split)
     return {"split": split, "checkpoint": str(loaded.path),

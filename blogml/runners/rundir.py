@@ -81,11 +81,13 @@ class RunDir:
             return yaml.safe_load(handle) or {}
 
     def read_summary(self) -> dict[str, Any] | None:
+        """summary.json, or None when there is none yet or it is not a JSON object."""
         try:
             with open(self.summary_path, encoding="utf-8") as handle:
-                return json.load(handle)
-        except (FileNotFoundError, json.JSONDecodeError):
+                summary = json.load(handle)
+        except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
             return None
+        return summary if isinstance(summary, dict) else None
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         write_text_atomic(self.summary_path, json.dumps(summary, indent=2, sort_keys=False) + "\n")

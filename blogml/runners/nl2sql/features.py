@@ -40,6 +40,9 @@ class Features:
     # Character (start, end) in the question of each kept question token (position i + 1).
     token_spans: list[list[tuple[int, int]]]
     skipped: list[tuple[int, str]] = field(default_factory=list)  # (line, why not encoded)
+    # (line, tokens its whole input takes) of every question longer than max_length: left
+    # out (in `skipped`) or cut short, so that a report can tell these from unaligned values.
+    too_long: list[tuple[int, int]] = field(default_factory=list)
     # (line, the values not labelled) of the rows trained with a masked operator head.
     partly_labelled: list[tuple[int, str]] = field(default_factory=list)
 
@@ -54,13 +57,25 @@ def batch_from_arrays(arrays: Sequence[np.ndarray]) -> tuple[dict, dict]:
     return (dict(zip(INPUT_NAMES, arrays[:count])), dict(zip(LABEL_NAMES, arrays[count:])))
 
 
+def shortest_input(columns: int) -> int:
+    """The fewest tokens an example of a table with `columns` columns can take: one question
+    token and one token per header, each with its `[CLS] [SEP]`. A question of such a table
+    does not fit a shorter `max_length` at all, however it is cut."""
+    return 3 + 3 * columns
+
+
+def _whole_input(question: list[int], headers: list[list[int]]) -> int:
+    """The tokens of an example with nothing cut: what `max_length` must be to keep it whole."""
+    return 2 + len(question) + sum(2 + len(h) for h in headers)
+
+
 def _fit(question: list[int], headers: list[list[int]], max_length: int
          ) -> tuple[list[int], list[list[int]]] | None:
     """Shorten the pieces to fit `max_length` with all special tokens: every column keeps
     its `[CLS] [SEP]`; headers are cut to a common cap first, the question last."""
-    budget = max_length - 2 - 2 * len(headers)
-    if budget < 1 + len(headers):
+    if max_length < shortest_input(len(headers)):
         return None
+    budget = max_length - 2 - 2 * len(headers)
     longest = max((len(h) for h in headers), default=0)
     cap = longest
     while cap > 1 and len(question) + sum(min(len(h), cap) for h in headers) > budget:
@@ -83,13 +98,19 @@ def encode(questions: Sequence[Question], tables: dict[str, Table],
     rows: list[tuple[Question, dict, dict | None, list]] = []
     skipped: list[tuple[int, str]] = []
     partly: list[tuple[int, str]] = []
+    too_long: list[tuple[int, int]] = []
     for question, encoding in zip(questions, encodings):
         table = tables[question.table_id]
-        fitted = _fit(encoding.ids, [h.ids for h in header_pieces[question.table_id]],
-                      max_length)
+        headers = [h.ids for h in header_pieces[question.table_id]]
+        whole = _whole_input(encoding.ids, headers)
+        if whole > max_length:
+            too_long.append((question.line, whole))
+        fitted = _fit(encoding.ids, headers, max_length)
         if fitted is None:
             skipped.append((question.line, f"{len(table.header)} columns do not fit "
-                                           f"data.max_length {max_length}"))
+                                           f"data.max_length {max_length} (they need "
+                                           f"{shortest_input(len(table.header))} tokens, the "
+                                           f"whole question {whole})"))
             continue
         inputs = _inputs(tokenizer, *fitted, max_length, num_columns)
         spans = encoding.offsets[:len(fitted[0])]
@@ -108,7 +129,7 @@ def encode(questions: Sequence[Question], tables: dict[str, Table],
                     inputs=stacked(1, INPUT_NAMES, (0, max_length)),
                     labels=stacked(2, LABEL_NAMES, (0,)) if labels else None,
                     token_spans=[row[3] for row in rows], skipped=skipped,
-                    partly_labelled=partly)
+                    too_long=too_long, partly_labelled=partly)
 
 
 def _inputs(tokenizer: WordPieceTokenizer, question: list[int], headers: list[list[int]],

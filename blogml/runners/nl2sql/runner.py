@@ -13,7 +13,7 @@ import keras
 from tqdm import tqdm
 
 from blogml.data.batches import ArrayBatches, Batch
-from blogml.data.nl2sql import Question, Split, Table, load_split, read_questions
+from blogml.data.nl2sql import Invalid, Question, Split, Table, load_split, read_questions
 from blogml.data.nl2sql_values import KINDS as ALIGNMENT_KINDS
 from blogml.data.nl2sql_values import alignment_report
 from blogml.data.wordpiece import WordPieceTokenizer
@@ -25,7 +25,7 @@ from blogml.runners.console import interactive
 from blogml.runners.nl2sql.decode import DecodeRules, decode
 from blogml.runners.nl2sql.features import INPUT_NAMES, Features, batch_from_arrays, encode
 from blogml.runners.nl2sql.schema import vocab_path
-from blogml.runners.nl2sql.scoring import check_split, score_split
+from blogml.runners.nl2sql.scoring import score_split
 
 log = logging.getLogger("blogml")
 EVAL_BATCH = 64
@@ -38,25 +38,22 @@ class NL2SQLRunner(BaseRunner):
     # ---- data ---------------------------------------------------------------------------
 
     def build_data(self) -> None:
+        from blogml.runners.preflight import require_data
+
+        # Questions, databases, vocab, BERT folder and max_length: `blogml train` checked
+        # them before the run started, `blogml eval` of an older run did not.
+        require_data(self.config, self.source)
         data, model = self.config["data"], self.config["model"]
         self.tokenizer = WordPieceTokenizer(vocab_path(model))
         self.data: dict[str, Split] = {split: load_split(data["root"], split)
                                        for split in ("train", "val")}
         for split in self.data.values():
             self._report_invalid(split)
-        check_split(data["root"], self.data["val"])
         train = self.data["train"]
-        if not train.questions:
-            raise BlogmlError(f"{data['root']}: no usable training question "
-                              f"(see `blogml data check nl2sql {data['root']}`)")
         self.train_features = encode(train.questions, train.tables, self.tokenizer,
                                      data["max_length"], labels=True)
         self.alignment = {name: alignment_report(split) for name, split in self.data.items()}
         self._report_labels(train.name)
-        if not self.train_features.questions:
-            raise BlogmlError(f"no training question fits data.max_length "
-                              f"{data['max_length']}; raise it, or see `blogml data check "
-                              f"nl2sql {data['root']}`")
         self._train = ArrayBatches(self.train_features.arrays(), self.train_config["batch_size"],
                                    self.config["seed"])
         self.batches_per_pass = self._train.batches_per_pass
@@ -64,7 +61,8 @@ class NL2SQLRunner(BaseRunner):
 
     def label_counts(self) -> dict[str, int]:
         """Training questions by how much of them trains (every head, every head but some
-        unlocated values, or none: left out because they do not fit data.max_length)."""
+        values not located or cut off by data.max_length, or none: left out because their
+        columns do not fit data.max_length)."""
         features = self.train_features
         return {"fully_labelled": len(features.questions) - len(features.partly_labelled),
                 "partly_labelled": len(features.partly_labelled),
@@ -74,8 +72,8 @@ class NL2SQLRunner(BaseRunner):
         report, counts = self.alignment[split], self.label_counts()
         total = sum(counts.values())
         log.info("%s: %d questions; condition values located %s; questions fully labelled "
-                 "%d (%.1f%%), partly labelled %d (%.1f%%: the unlocated values' tokens are "
-                 "masked), left out %d", split, total,
+                 "%d (%.1f%%), partly labelled %d (%.1f%%: the tokens of values not located, or "
+                 "past data.max_length, are masked), left out %d", split, total,
                  ", ".join(f"{kind} {100 * report[kind]:.1f}%" for kind in ALIGNMENT_KINDS),
                  counts["fully_labelled"], 100 * counts["fully_labelled"] / max(total, 1),
                  counts["partly_labelled"], 100 * counts["partly_labelled"] / max(total, 1),
@@ -84,6 +82,21 @@ class NL2SQLRunner(BaseRunner):
                                ("left out", self.train_features.skipped)):
             for line, why in problems[:SHOWN_PROBLEMS]:
                 log.info("  %s %s:%d: %s", what, split, line, why)
+        self._report_too_long(split, total)
+
+    def _report_too_long(self, split: str, total: int) -> None:
+        """Questions longer than data.max_length, said as such: their values past the cut
+        are unlabelled, which the counts above do not tell from values never located."""
+        lengths = sorted(length for _, length in self.train_features.too_long)
+        if not lengths:
+            return
+        max_length = self.config["data"]["max_length"]
+        log.warning("%s: %d of %d questions (%.1f%%) are longer than data.max_length %d "
+                    "(median %d tokens, longest %d): %d left out, %d cut short; raise "
+                    "data.max_length to %d to keep them whole", split, len(lengths), total,
+                    100 * len(lengths) / max(total, 1), max_length, lengths[len(lengths) // 2],
+                    lengths[-1], len(self.train_features.skipped),
+                    len(lengths) - len(self.train_features.skipped), lengths[-1])
 
     def _report_invalid(self, split: Split) -> None:
         if split.invalid:
@@ -163,26 +176,47 @@ class NL2SQLRunner(BaseRunner):
 
     def predict(self, input_path: Path, output_path: Path) -> Path:
         """One competition `sql` object per line of `input_path`, in its order. A line that
-        cannot be predicted (bad JSON, unknown table) is reported on stderr and gets an
-        empty selection, which any scorer counts as wrong."""
+        cannot be predicted (bad JSON, unknown table) is reported as a warning and gets an
+        empty selection, which any scorer counts as wrong; a file with no line to predict is
+        refused (BlogmlError) before anything is written. The file appears whole or not at
+        all: it is written beside it and renamed."""
+        if output_path.is_dir():
+            raise BlogmlError(f"--output {output_path}: is a folder, but nl2sql writes one "
+                              "JSON-lines file; give a file path")
         questions, tables, invalid = read_questions(input_path, require_sql=False)
+        _check_predictable(input_path, questions, invalid)
         for problem in invalid:  # the tables file's problems first: they explain the rest
-            print(f"{problem.path}:{problem.line}: {problem.reason}; wrote an empty "
-                  "prediction for it", file=sys.stderr)
+            log.warning("%s:%d: %s; %s", problem.path, problem.line, problem.reason,
+                        "wrote an empty prediction for it" if problem.path == str(input_path)
+                        else "its questions get empty predictions")
         features = self._features(questions, tables)
+        for line, why in features.skipped:
+            log.warning("%s:%d: %s; wrote an empty prediction for it", input_path, line, why)
         predicted = self._predict(features, tables, "predicting")
         empty = {"sel": [], "agg": [], "cond_conn_op": 0, "conds": []}
         lines = sorted([q.line for q in questions]
                        + [p.line for p in invalid if p.path == str(input_path)])
         output_path.parent.mkdir(parents=True, exist_ok=True)
         partial = output_path.with_name(output_path.name + ".partial")
-        with open(partial, "w", encoding="utf-8") as handle:
-            for line in lines:
-                handle.write(json.dumps(predicted.get(line, empty), ensure_ascii=False) + "\n")
-        partial.replace(output_path)
-        missing = len(questions) - len(features.questions)
-        if missing:
-            print(f"{missing} questions did not fit data.max_length; wrote empty predictions",
-                  file=sys.stderr)
+        try:
+            with open(partial, "w", encoding="utf-8") as handle:
+                for line in lines:
+                    handle.write(json.dumps(predicted.get(line, empty), ensure_ascii=False)
+                                 + "\n")
+            partial.replace(output_path)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
         return output_path
 
+
+def _check_predictable(path: Path, questions: list[Question], invalid: list[Invalid]) -> None:
+    """BlogmlError naming `path` when it holds no question to predict: an empty output
+    (or one of empty selections only) would look like a prediction file and score 0."""
+    if questions:
+        return
+    if not any(problem.path == str(path) for problem in invalid):
+        raise BlogmlError(f"{path}: holds no questions; it needs one JSON object "
+                          "{\"table_id\": ..., \"question\": ...} per line")
+    raise BlogmlError(f"{path}: no line can be predicted:\n"
+                      + "\n".join(f"{p.path}:{p.line}: {p.reason}" for p in invalid))

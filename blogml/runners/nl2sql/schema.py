@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from blogml.config.common import task_schema
-from blogml.config.schema import Bool, ExistingPath, Float, Int, Issues, Section, join
+from blogml.config.schema import Bool, ExistingPath, Float, Int, Issues, Section, join, needs
 from blogml.data.wordpiece import CHINESE_VOCAB
 
 DATA = Section({
@@ -54,13 +54,18 @@ METRICS = ["lf_accuracy", "ex_accuracy", "score", "sel_accuracy", "agg_accuracy"
            "conn_accuracy", "cond_cols_accuracy", "cond_ops_accuracy", "cond_values_accuracy"]
 
 
-def _check_bert(config: dict[str, Any], path: str, issues: Issues) -> None:
+@needs("model.pretrained", "model.hidden_size", "model.heads")
+def _check_heads(config: dict[str, Any], path: str, issues: Issues) -> None:
     model = config["model"]
-    if model["pretrained"] is None:
-        if model["hidden_size"] % model["heads"]:
-            issues.add(join(path, "model.heads"), f"must divide model.hidden_size "
-                                                  f"({model['hidden_size']}), got {model['heads']}")
-    elif model["vocab"] is None and not os.path.isfile(
+    if model["pretrained"] is None and model["hidden_size"] % model["heads"]:
+        issues.add(join(path, "model.heads"), f"must divide model.hidden_size "
+                                              f"({model['hidden_size']}), got {model['heads']}")
+
+
+@needs("model.pretrained", "model.vocab")
+def _check_vocab(config: dict[str, Any], path: str, issues: Issues) -> None:
+    model = config["model"]
+    if model["pretrained"] is not None and model["vocab"] is None and not os.path.isfile(
             os.path.join(model["pretrained"], "vocab.txt")):
         issues.add(join(path, "model.vocab"), f"null, and {model['pretrained']} has no "
                                               "vocab.txt; give its path")
@@ -77,4 +82,4 @@ def vocab_path(model: dict[str, Any]) -> str:
 
 SCHEMA = task_schema(
     "nl2sql", data=DATA, model=MODEL, metrics=METRICS, monitor="val_lf_accuracy",
-    monitor_mode="max", validators=[_check_bert])
+    monitor_mode="max", validators=[_check_heads, _check_vocab])

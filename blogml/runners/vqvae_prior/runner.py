@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,8 @@ from blogml.runners.console import interactive
 from blogml.runners.images import save_grid, to_uint8
 from blogml.runners.rundir import RunDir
 
+log = logging.getLogger("blogml")
+
 
 def bits_per_code(y_true, y_pred):
     """Cross-entropy of the next code in bits (a compiled metric)."""
@@ -32,7 +36,9 @@ class VQVAEPriorRunner(BaseRunner):
 
     def build_data(self) -> None:
         from blogml.runners.launch import build_runner, config_from_run_dir
+        from blogml.runners.preflight import require_data
 
+        require_data(self.config, self.source)  # the VQ-VAE run may have changed since
         data = self.config["data"]
         vqvae_dir = RunDir(data["vqvae_run"])
         self.vqvae = build_runner(config_from_run_dir(str(vqvae_dir)), vqvae_dir,
@@ -52,17 +58,25 @@ class VQVAEPriorRunner(BaseRunner):
         """Code grids of the vqvae run's train and val splits, from the cache when it was
         made with this same checkpoint."""
         stamp = f"{checkpoint.path}@{checkpoint.meta['loop']['step']}"
+        splits = ("train", "val")
         if cache.is_file():
-            with h5py.File(cache, "r") as handle:
-                if handle.attrs.get("checkpoint") == stamp:
-                    return {split: handle[split][()].astype(np.int32) for split in handle}
-        codes = {split: self._encode(split) for split in ("train", "val")}
+            try:
+                with h5py.File(cache, "r") as handle:
+                    if handle.attrs.get("checkpoint") == stamp:
+                        return {split: handle[split][()].astype(np.int32) for split in splits}
+            except (OSError, KeyError) as error:  # cut short or overwritten: made again
+                log.warning("%s: unreadable (%s); encoding the images again", cache, error)
+        codes = {split: self._encode(split) for split in splits}
         tmp = cache.with_name(cache.name + ".partial")
-        with h5py.File(tmp, "w") as handle:
-            for split, grids in codes.items():
-                handle.create_dataset(split, data=grids.astype(np.int16), compression="gzip")
-            handle.attrs["checkpoint"] = stamp
-        tmp.replace(cache)
+        try:
+            with h5py.File(tmp, "w") as handle:
+                for split, grids in codes.items():
+                    handle.create_dataset(split, data=grids.astype(np.int16),
+                                          compression="gzip")
+                handle.attrs["checkpoint"] = stamp
+            tmp.replace(cache)
+        finally:
+            tmp.unlink(missing_ok=True)  # left only when the write failed
         return codes
 
     def _encode(self, split: str) -> np.ndarray:
@@ -99,13 +113,21 @@ class VQVAEPriorRunner(BaseRunner):
                            seed=step)
 
     def sample(self, output_path: Path, count: int, temperature: float, seed: int) -> Path:
-        with self.evaluation_weights():
-            return self.write_samples(output_path, count, temperature, seed)
+        """`blogml sample`: like the grids of samples/, with a progress bar over the code
+        positions (on a terminal), since a large grid takes minutes."""
+        positions = self.grid * self.grid
+        with self.evaluation_weights(), tqdm(total=positions, desc="sampling", unit="code",
+                                             disable=not interactive(), leave=False,
+                                             file=sys.stderr) as bar:
+            return self.write_samples(output_path, count, temperature, seed,
+                                      on_position=lambda _: bar.update(1))
 
-    def write_samples(self, path: Path, count: int, temperature: float, seed: int) -> Path:
-        """Sample `count` code grids, decode them with the VQ-VAE, save one PNG grid."""
+    def write_samples(self, path: Path, count: int, temperature: float, seed: int,
+                      on_position: Callable[[int], None] | None = None) -> Path:
+        """Sample `count` code grids, decode them with the VQ-VAE, save one PNG grid;
+        `on_position` is called after each code position (see `prior.sample`)."""
         grids = sample(lambda tokens: self.distribution.predict_on_batch(self.model, tokens),
-                       count, self.num_codes, self.grid, temperature, seed)
+                       count, self.num_codes, self.grid, temperature, seed, on_position)
         images = to_uint8(keras.ops.convert_to_numpy(self.vqvae.model.decode_codes(grids)))
         columns = math.ceil(math.sqrt(count))
         rows = [images[i:i + columns] for i in range(0, count, columns)]

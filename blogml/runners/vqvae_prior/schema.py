@@ -3,16 +3,27 @@
 from typing import Any
 
 from blogml.config.common import sample_keys, task_schema
-from blogml.config.schema import ExistingPath, Float, Int, Issues, Section, Str, join
+from blogml.config.schema import ExistingPath, Float, Int, Issues, Section, Str, join, needs
+
+
+class RunPath(ExistingPath):
+    """A run directory that must exist when the run starts, which may be after an earlier
+    config of the same `blogml train` has made it: so it is checked with the data (see
+    `blogml.runners.vqvae_prior.checks`, which knows the other configs), not here."""
+
+    def _check(self, value: Any, path: str, issues: Issues) -> Any:
+        return Str._check(self, value, path, issues)
+
 
 DATA = Section({
-    "vqvae_run": ExistingPath(doc="run directory of a trained `task: vqvae` run",
-                              hint="train one first, e.g. `blogml train configs/vqvae/demo.yaml`"),
+    "vqvae_run": RunPath(doc="run directory of a trained `task: vqvae` run",
+                         hint="train one first, e.g. `blogml train configs/vqvae/demo.yaml`"),
     "checkpoint": Str("best", "which of its checkpoints encodes the images",
                       choices=["best", "last"]),
 }, "code grids of the vqvae run's data, encoded once and cached in <vqvae_run>/codes_*.h5")
 
 
+@needs("hidden", "heads")
 def _check_heads(model: dict[str, Any], path: str, issues: Issues) -> None:
     if model["hidden"] % model["heads"]:
         issues.add(join(path, "heads"), f"must divide model.hidden ({model['hidden']}), got "
