@@ -90,8 +90,11 @@ def test_defaults_are_filled_and_overrides_parse_as_yaml():
     ({"task": "optbench", "optimizer": {"learning_rate": 0}},
      "x.yaml: optimizer.learning_rate: must be a number > 0, got 0.0"),
     ({"task": "optbench", "optimizer": {"clipnorm": 1.0, "global_clipnorm": 1.0}},
-     "x.yaml: optimizer.global_clipnorm: cannot be used together with clipnorm; keep one of "
-     "the two"),
+     "x.yaml: optimizer.global_clipnorm: cannot be used together with clipnorm; keep one "
+     "kind of gradient clipping"),
+    ({"task": "optbench", "optimizer": {"clipvalue": 1.0, "global_clipnorm": 1.0}},
+     "x.yaml: optimizer.clipvalue: cannot be used together with global_clipnorm; keep one "
+     "kind of gradient clipping"),
     ({"task": "optbench", "train": {"monitor": "val_acc"}},
      "x.yaml: train.monitor: unknown value 'val_acc'; did you mean 'val_accuracy'?"),
     ({"task": "optbench", "train": {"jit_compile": "yes"}},

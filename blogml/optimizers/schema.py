@@ -101,9 +101,12 @@ COMMON_FIELDS: dict[str, Spec] = {
                           "variable (name regex -> multiplier; the first match applies)"),
 }
 def _check_combinations(config: dict[str, Any], path: str, issues: Issues) -> None:
-    if config["clipnorm"] is not None and config["global_clipnorm"] is not None:
-        issues.add(join(path, "global_clipnorm"),
-                   "cannot be used together with clipnorm; keep one of the two")
+    clipping = [key for key in ("clipnorm", "global_clipnorm", "clipvalue")
+                if config[key] is not None]
+    if len(clipping) > 1:  # Keras takes one kind of clipping per optimizer
+        issues.add(join(path, clipping[-1]),
+                   f"cannot be used together with {' and '.join(clipping[:-1])}; keep one "
+                   "kind of gradient clipping")
     if config["layer_adaptation"] and config["name"] == "lamb":
         issues.add(join(path, "layer_adaptation"),
                    "lamb already applies this trust ratio; use name: adam with "
