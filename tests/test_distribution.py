@@ -97,6 +97,80 @@ def _first_train_log(run: Path) -> dict[str, float]:
             if isinstance(v, float) and k not in ("steps_per_sec", "time")}
 
 
+# `blogml ARGS` in a fresh process (after running SETUP, a script that fixes the devices, or
+# "-"), logging every prior sampling to $SAMPLE_LOG: the run, its replicas, and the shape
+# of each output of the prediction function `prior.sample` is given.
+COUNTING_BLOGML = """
+import json, os, runpy, sys
+
+setup = sys.argv.pop(1)
+if setup != "-":
+    runpy.run_path(setup, run_name="setup")
+from blogml.cli.main import cli
+from blogml.runners.registry import Task  # no Keras yet: the run picks the backend
+
+def counting(runner_class):
+    real = runner_class.write_samples
+
+    def write_samples(self, path, count, *args, **kwargs):
+        shapes, predict = [], self.distribution.predict_on_batch
+
+        def counted(model, tokens):
+            out = predict(model, tokens)
+            shapes.append([int(d) for d in out.shape])
+            return out
+
+        self.distribution.predict_on_batch = counted
+        try:
+            return real(self, path, count, *args, **kwargs)
+        finally:
+            del self.distribution.predict_on_batch
+            with open(os.environ["SAMPLE_LOG"], "a") as log:
+                log.write(json.dumps({"run": self.run_dir.path.name, "count": count,
+                                      "replicas": self.distribution.replicas,
+                                      "grid": self.grid, "num_codes": self.num_codes,
+                                      "outputs": shapes}) + "\\n")
+
+    runner_class.write_samples = write_samples
+    runner_class.counting = True
+
+real_runner_class = Task.runner_class
+
+def runner_class(self):
+    found = real_runner_class(self)
+    if self.name == "vqvae_prior" and not getattr(found, "counting", False):
+        counting(found)
+    return found
+
+Task.runner_class = runner_class
+cli(sys.argv[1:], prog_name="blogml")
+"""
+
+
+def _train_priors(folder: Path, setup: str, priors: list[str], env: dict[str, str]
+                  ) -> list[dict[str, Any]]:
+    """Train `priors` as `_train` does, with every sampling logged (see COUNTING_BLOGML)."""
+    script, log = folder / "counting_blogml.py", folder / "samples.jsonl"
+    script.write_text(COUNTING_BLOGML)
+    result = _train([str(script), setup, "train", *priors], folder,
+                    dict(env, SAMPLE_LOG=str(log)))
+    assert result.returncode == 0, result.stdout + result.stderr
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def _assert_one_call_per_position(samplings: list[dict[str, Any]], runs: dict[str, int]
+                                  ) -> None:
+    """Each sample grid of each run (name: replicas) took exactly grid² calls of the
+    prediction, each one model output over the 3 rows sampled (not one per replica: a
+    mirrored Keras `predict_on_batch` would return each row once per replica)."""
+    assert sorted({s["run"] for s in samplings}) == sorted(runs)
+    for s in samplings:
+        assert s["replicas"] == runs[s["run"]]
+        positions = s["grid"] ** 2
+        assert s["count"] == 3 and positions >= 4
+        assert s["outputs"] == [[3, positions, s["num_codes"]]] * positions, s["run"]
+
+
 @pytest.mark.slow
 def test_mirrored_step_equals_one_device(in_tmp, faces, demo_data):
     # The VQ-VAE's BatchNormalization and EMA codebook take global-batch statistics, and
@@ -113,12 +187,12 @@ def test_mirrored_step_equals_one_device(in_tmp, faces, demo_data):
     assert "train.batch_size: 31 does not split evenly over the 2 replicas" in result.stderr
     priors = [_write(in_tmp, "prior", _prior("tensorflow", "none")),
               _write(in_tmp, "prior-mirrored", _prior("tensorflow", "mirrored"))]
-    result = _train([str(REPO / "tests/two_cpu_blogml.py"), "train", *priors], in_tmp)
-    assert result.returncode == 0, result.stdout + result.stderr
+    samplings = _train_priors(in_tmp, str(REPO / "tests/two_cpu_blogml.py"), priors, cli_env())
     root = in_tmp / "runs"
     _assert_same_runs(root, [("opt", "opt-mirrored"), ("vq", "vq-mirrored"),
                              ("nl", "nl-mirrored"), ("prior", "prior-mirrored")])
     # The prior samples through one model call per position, not one per replica (3 rows).
+    _assert_one_call_per_position(samplings, {"prior": 1, "prior-mirrored": 2})
     assert (root / "prior-mirrored/samples/samples_0000004.png").is_file()
     # The logs are the global batch's too: the code histogram (perplexity, codes used) is
     # summed over the replicas, the heads' losses are global masked means, and NL2SQL's
@@ -143,10 +217,10 @@ def test_data_parallel_step_equals_one_device(in_tmp, faces, demo_data):
     assert result.returncode == 0, result.stdout + result.stderr
     priors = [_write(in_tmp, "prior", _prior("jax", "none")),
               _write(in_tmp, "prior-dp", _prior("jax", "data_parallel"))]
-    result = _train(["-m", "blogml", "train", *priors], in_tmp, env)
-    assert result.returncode == 0, result.stdout + result.stderr
+    samplings = _train_priors(in_tmp, "-", priors, env)
     _assert_same_runs(in_tmp / "runs", [("opt", "opt-dp"), ("vq", "vq-dp"), ("nl", "nl-dp"),
                                         ("prior", "prior-dp")])
+    _assert_one_call_per_position(samplings, {"prior": 1, "prior-dp": 2})
     assert (in_tmp / "runs/prior-dp/samples/samples_0000004.png").is_file()
     # Evaluation on the sharded model decodes the same SQL: the same val metrics.
     assert _summary(in_tmp / "runs/nl")["final"]["val"] == \

@@ -18,11 +18,13 @@ from click.testing import CliRunner
 from blogml.cli.main import cli
 from blogml.optimizers import build_optimizer
 from blogml.runners import checkpoint as ckpt
+from blogml.runners import precision
 from blogml.runners.events import read_events
 from blogml.runners.launch import trained_runner
 from blogml.runners.nl2sql.features import INPUT_NAMES
 from blogml.runners.optbench.runner import OptbenchRunner
 from tests.conftest import assert_same_checkpoint, sigterm_at, write_config
+from tests.reference_optimizers import Reference
 from tests.test_nl2sql_run import nl2sql_config
 from tests.test_vqvae_run import vqvae_config
 
@@ -105,31 +107,47 @@ def test_float16_on_a_jax_cpu_is_warned_of(policy, caplog):
     assert len(warned) == (policy == "mixed_float16" and on_a_jax_cpu)
 
 
+def scale_of(optimizer: keras.optimizers.LossScaleOptimizer) -> float:
+    return float(keras.ops.convert_to_numpy(optimizer.dynamic_scale))
+
+
 def test_derived_tricks_apply_unchanged_under_loss_scaling():
     """The LossScaleOptimizer hands the unscaled gradients to the derived optimizer, so
-    accumulation, Lookahead and EMA make the same updates as without it (scale 2^15 divides
-    exactly), and the EMA weights for evaluation are reached through the wrapper."""
+    accumulation, Lookahead and EMA make the same updates as without it (the scale, a power
+    of two, divides exactly); an overflowing micro-batch is skipped (left out of the
+    accumulation) and halves the scale; the EMA weights for evaluation are reached through
+    the wrapper. Both are checked against the NumPy reference of MISSION §3."""
     config = {"name": "adam", "learning_rate": 0.1, **TRICKS}
-    plain, wrapped = ([keras.Variable(np.array([1.0, -2.0], np.float32), name="w")]
-                      for _ in range(2))
+    start = np.array([1.0, -2.0], np.float32)
+    plain, wrapped = ([keras.Variable(start, name="w")] for _ in range(2))
     reference = build_optimizer(config)
+    numpy_reference = Reference({"w": start}, **config)
     scaled = keras.optimizers.LossScaleOptimizer(build_optimizer(config))
     for optimizer, variables in ((reference, plain), (scaled, wrapped)):
         optimizer.build(variables)
     rng = np.random.default_rng(0)
-    for _ in range(7):
+    for micro_batch in range(7):
         grad = rng.standard_normal(2).astype(np.float32)
+        if micro_batch == 3:  # mid-cycle: the update then averages micro-batches 2 and 3
+            apply(scaled, np.array([np.inf, 1.0], np.float32), wrapped)
+            assert scale_of(scaled) == scaled.initial_scale / 2
         apply(reference, grad, plain)
-        apply(scaled, grad * scaled.initial_scale, wrapped)
+        numpy_reference.step({"w": grad.astype(np.float64)})
+        apply(scaled, grad * scale_of(scaled), wrapped)
     np.testing.assert_allclose(wrapped[0].numpy(), plain[0].numpy(), rtol=0, atol=1e-7)
-    assert int(scaled.iterations) == 3  # 7 micro-batches, accumulated in pairs
+    np.testing.assert_allclose(plain[0].numpy(), numpy_reference.params["w"], atol=1e-6)
+    # 7 finite micro-batches in pairs: 3 updates; the overflowing one counts nowhere.
+    assert int(scaled.iterations) == int(reference.iterations) == numpy_reference.updates == 3
+    assert scale_of(scaled) == 2.0 ** 14  # halved once, never doubled (2000 good steps)
+    assert int(keras.ops.convert_to_numpy(scaled.step_counter)) == 4  # finite since the skip
     for a, b in zip(reference.variables, scaled.inner_optimizer.variables):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=0, atol=1e-7)
-    from blogml.runners.precision import base_optimizer
-
-    with base_optimizer(scaled).evaluation_weights():
+    raw = wrapped[0].numpy()
+    with precision.base_optimizer(scaled).evaluation_weights():
         averaged = wrapped[0].numpy()
-    assert not np.allclose(averaged, plain[0].numpy())
+    np.testing.assert_allclose(averaged, numpy_reference.ema_weights()["w"], atol=1e-6)
+    assert np.abs(averaged - raw).max() > 1e-2  # the EMA is not the current weights
+    np.testing.assert_array_equal(wrapped[0].numpy(), raw)  # and they come back after
 
 
 @pytest.mark.slow
@@ -141,16 +159,32 @@ def test_optbench_with_derived_tricks(in_tmp, setting):
     result = invoke("train", str(config))
     assert result.exit_code == 0, result.output
     run = in_tmp / "runs" / "tiny"
-    finished(run, setting)
+    summary = finished(run, setting)
     runner = rebuilt(run, setting)
     model = runner.model
     assert_built_with(model, setting, model.get_layer("dense_0"))
     features = next(runner.eval_batches("val"))[0]
     assert dtype(model.predict_on_batch(features)) == "float32"
-    assert 0 < int(model.optimizer.iterations) <= 8  # 16 micro-batches, in pairs
-    raw = model.get_layer("logits").kernel.numpy()
-    with runner.evaluation_weights():  # the EMA, found through the loss-scale wrapper
-        assert not np.allclose(model.get_layer("logits").kernel.numpy(), raw)
+    # 16 micro-batches, accumulated in pairs; under float16 each overflowing micro-batch is
+    # skipped (left out of the pairs) and halves the scale from 2^15 (no doubling before 2000
+    # good steps), so the scale tells how many were skipped.
+    skipped = 0
+    if setting == "float16":
+        skipped = 15 - math.log2(summary["precision"]["loss_scale"])
+        assert skipped == int(skipped) and 0 <= skipped < 16
+    assert int(model.optimizer.iterations) == (16 - int(skipped)) // 2
+    # Evaluation uses the bias-corrected EMA ē/(1 − m^t) that the derived optimizer keeps,
+    # found through the loss-scale wrapper, and puts the trained weights back afterwards.
+    kernel = model.get_layer("logits").kernel
+    inner = getattr(model.optimizer, "inner_optimizer", model.optimizer)
+    average = keras.ops.convert_to_numpy(inner._average[inner._get_variable_index(kernel)])
+    t = int(model.optimizer.iterations)
+    raw = kernel.numpy()
+    with runner.evaluation_weights():
+        np.testing.assert_allclose(kernel.numpy(), average / (1 - 0.9 ** t), rtol=1e-5,
+                                   atol=1e-6)
+    assert np.abs(average / (1 - 0.9 ** t) - raw).max() > 1e-3
+    np.testing.assert_array_equal(kernel.numpy(), raw)
 
 
 @pytest.mark.slow

@@ -86,14 +86,84 @@ def test_sigterm_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "finished"
 
 
+# `blogml ARGS` as typed, plus two things a test needs from inside the process: a real
+# SIGTERM while a fresh run trains step $STOP_AT_STEP (as conftest.sigterm_at does), and the
+# Keras backend the process ended on, reported on stderr. Both hook in lazily: importing
+# Keras here would pick its backend before the run's config does.
+OBSERVED_BLOGML = """
+import atexit, os, signal, sys
+
+from blogml.cli.main import cli
+from blogml.runners.registry import Task
+
+stop_at = int(os.environ.get("STOP_AT_STEP", "0"))
+real_runner_class = Task.runner_class
+
+
+def runner_class(self):
+    found = real_runner_class(self)
+    if stop_at and not getattr(found, "stopping", False):
+        real = found.train_batches
+
+        def train_batches(runner, start_step):
+            for step, batch in enumerate(real(runner, start_step), start=start_step + 1):
+                if step == stop_at and start_step == 0:
+                    os.kill(os.getpid(), signal.SIGTERM)
+                yield batch
+
+        found.train_batches, found.stopping = train_batches, True
+    return found
+
+
+def report():
+    keras = sys.modules.get("keras")
+    print("keras backend:", keras.backend.backend() if keras else None, file=sys.stderr)
+
+
+Task.runner_class = runner_class
+atexit.register(report)
+cli(sys.argv[1:], prog_name="blogml")
+"""
+
+
+def observed_blogml(folder, *args: str, stop_at: int = 0) -> subprocess.CompletedProcess:
+    script = folder / "observed_blogml.py"
+    script.write_text(OBSERVED_BLOGML)
+    env = dict(cli_env(), STOP_AT_STEP=str(stop_at))  # cli_env: no KERAS_BACKEND
+    return subprocess.run([sys.executable, str(script), *args], cwd=folder, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def backend_of(process: subprocess.CompletedProcess) -> str:
+    return process.stderr.strip().splitlines()[-1].removeprefix("keras backend: ")
+
+
 def test_eval_and_resume_use_the_backend_of_the_run(tmp_path):
-    """A run trained on JAX is scored on JAX: Keras is imported only after the run's
-    config has set KERAS_BACKEND (a TensorFlow import first would make that impossible)."""
-    config = write_config(tmp_path, "on_jax", backend="jax", train={"epochs": 1})
-    trained = run_blogml(["train", str(config)], tmp_path)
-    assert trained.returncode == 0, trained.stderr
-    summary = json.loads((tmp_path / "runs/on_jax/summary.json").read_text())
+    """A run trained on JAX is resumed and scored on JAX: Keras is imported only after the
+    run's config has set KERAS_BACKEND (a TensorFlow import first would make that
+    impossible), in each of the three processes."""
+    config = write_config(tmp_path, "on_jax", backend="jax", train={"epochs": 2})
+    run = tmp_path / "runs/on_jax"
+    first = observed_blogml(tmp_path, "train", str(config), stop_at=10)
+    assert first.returncode == 130, first.stderr
+    assert backend_of(first) == "jax"
+    summary = json.loads((run / "summary.json").read_text())
+    assert (summary["status"], summary["step"]) == ("interrupted", 10)
     assert summary["versions"]["backend"] == "jax"
-    scored = run_blogml(["eval", "runs/on_jax", "--checkpoint", "last"], tmp_path)
+    assert ckpt.load_checkpoint(run / "checkpoints/last").meta["loop"]["step"] == 10
+
+    # Resumed from its run dir alone: the config (and backend) are the run's own.
+    resumed = observed_blogml(tmp_path, "train", "--run-dir", "runs/on_jax", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming runs/on_jax at step 10 of 32" in resumed.stderr
+    assert backend_of(resumed) == "jax"
+    summary = json.loads((run / "summary.json").read_text())
+    assert (summary["status"], summary["step"]) == ("finished", 32)
+    assert summary["versions"]["backend"] == "jax"  # what the resuming process recorded
+    steps = [e["step"] for e in read_events(run / "metrics.jsonl") if e["event"] == "train"]
+    assert steps == list(range(1, 33))
+
+    scored = observed_blogml(tmp_path, "eval", "runs/on_jax", "--checkpoint", "last")
     assert scored.returncode == 0, scored.stderr
-    assert json.loads(scored.stdout)["step"] == summary["step"]
+    assert backend_of(scored) == "jax"
+    assert json.loads(scored.stdout)["step"] == 32

@@ -15,6 +15,7 @@ from blogml.cli.main import cli
 from blogml.runners import checkpoint as ckpt
 from blogml.runners.events import read_events
 from blogml.runners.vqvae.runner import VQVAERunner
+from blogml.runners.vqvae_prior.runner import VQVAEPriorRunner
 from tests.conftest import assert_same_checkpoint, sigterm_at
 
 pytestmark = [pytest.mark.slow, pytest.mark.backend_neutral]
@@ -48,8 +49,10 @@ def test_training_improves_psnr_and_writes_samples_and_eval(in_tmp, faces):
     assert [e["step"] for e in val] == [6, 12, 18, 24]
     assert val[-1]["psnr"] > val[0]["psnr"]
     assert 0 < val[-1]["codes_used"] <= 1 and 1 <= val[-1]["perplexity"] <= 32
-    samples = sorted(p.name for p in (run / "samples").iterdir())
-    assert "reconstructions_0000024.png" in samples and "interpolation_0000024.png" in samples
+    # Each sampling step (every validation, 6 steps, and the last) leaves both grids.
+    assert {p.name for p in (run / "samples").iterdir()} == {
+        f"{kind}_{step:07d}.png" for step in (6, 12, 18, 24)
+        for kind in ("reconstructions", "interpolation")}
     grid = np.asarray(Image.open(run / "samples" / "reconstructions_0000024.png"))
     assert grid.shape == (2 * 64 + 2, 4 * 64 + 3 * 2, 3)  # originals over reconstructions
     scored = invoke("eval", str(run), "--split", "test")
@@ -62,7 +65,15 @@ def test_training_improves_psnr_and_writes_samples_and_eval(in_tmp, faces):
     out = in_tmp / "predicted"
     predicted = invoke("predict", str(run), "--input", str(faces), "--output", str(out))
     assert predicted.exit_code == 0, predicted.output
-    assert len(list(out.glob("*.png"))) >= 12  # the 12 test images, one reconstruction each
+    # One reconstruction per test image of the CelebA partition file (2: test), named
+    # after it, and the overview.
+    partition = (faces.parent / "src" / "list_eval_partition.txt").read_text().split("\n")
+    test = [line.split()[0] for line in partition if line.endswith(" 2")]
+    assert len(test) == 12
+    assert {p.name for p in out.iterdir()} == {f"{Path(n).stem}.png" for n in test} | {
+        "overview.png"}
+    for name in test:
+        assert np.asarray(Image.open(out / f"{Path(name).stem}.png")).shape == (64, 64, 3)
 
 
 def test_resume_mid_epoch_equals_an_uninterrupted_run(in_tmp, faces, monkeypatch):
@@ -76,8 +87,16 @@ def test_resume_mid_epoch_equals_an_uninterrupted_run(in_tmp, faces, monkeypatch
                            in_tmp / "resumed/checkpoints/last", atol=1e-5)
 
 
-def test_prior_trains_on_the_codes_and_samples_images(in_tmp, faces):
+def test_prior_trains_on_the_codes_and_samples_images(in_tmp, faces, monkeypatch):
     assert invoke("train", str(vqvae_config(in_tmp, faces, epochs=2))).exit_code == 0
+    encoded = []  # the splits the VQ-VAE encodes
+    real_encode = VQVAEPriorRunner._encode
+
+    def counting_encode(self, split):
+        encoded.append(split)
+        return real_encode(self, split)
+
+    monkeypatch.setattr(VQVAEPriorRunner, "_encode", counting_encode)
     prior = {"task": "vqvae_prior", "seed": 0, "run_dir": "runs/prior",
              "data": {"vqvae_run": "runs/vq"},
              "model": {"hidden": 16, "layers": 1, "heads": 2, "dropout": 0.0},
@@ -90,8 +109,26 @@ def test_prior_trains_on_the_codes_and_samples_images(in_tmp, faces):
     val = [e for e in read_events(in_tmp / "runs/prior/metrics.jsonl") if e["event"] == "val"]
     assert val[-1]["bits_per_code"] < np.log2(32)  # better than knowing nothing
     assert val[-1]["bits_per_code"] == pytest.approx(val[-1]["loss"] / np.log(2), rel=1e-4)
-    assert (in_tmp / "runs/vq/codes_best.h5").is_file()  # encoded once, cached
+    # 96 training grids in batches of 16: 18 steps; samples with each validation and last.
+    assert {p.name for p in (in_tmp / "runs/prior/samples").iterdir()} == {
+        f"samples_{step:07d}.png" for step in (5, 10, 15, 18)}
+
+    # Encoded once, into the vqvae run's cache; a second prior run on the same checkpoint
+    # and `blogml sample` read the cache: nothing encoded, the file untouched.
+    cache = in_tmp / "runs/vq/codes_best.h5"
+    assert sorted(encoded) == ["train", "val"]
+    before = cache.stat()
+    encoded.clear()
+    again = {**prior, "run_dir": "runs/prior2", "seed": 1,
+             "train": {**prior["train"], "epochs": 1, "steps_per_epoch": 1, "sample_count": 1}}
+    (in_tmp / "prior2.yaml").write_text(yaml.safe_dump(again))
+    result = invoke("train", str(in_tmp / "prior2.yaml"))
+    assert result.exit_code == 0, result.output
     sampled = invoke("sample", "runs/prior", "-n", "6", "--output", "six.png")
     assert sampled.exit_code == 0, sampled.output
+    assert encoded == []
+    after = cache.stat()
+    assert (after.st_ino, after.st_mtime_ns, after.st_size) == (
+        before.st_ino, before.st_mtime_ns, before.st_size)
     grid = np.asarray(Image.open(in_tmp / "six.png"))
     assert grid.shape == (2 * 64 + 2, 3 * 64 + 2 * 2, 3)  # 6 images in a 3-column grid

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,24 +30,36 @@ class _TqdmHandler(logging.Handler):
             self.handleError(record)
 
 
+def _log_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: object = None, line: str | None = None) -> None:
+    """`warnings.showwarning` that logs the warning as `warnings` would print it."""
+    log.warning("%s", warnings.formatwarning(message, category, filename, lineno, line).rstrip())
+
+
 @contextlib.contextmanager
 def run_logging(log_file: Path) -> Iterator[logging.Logger]:
-    """Route the `blogml` logger to the console and (appending) to `log_file`."""
+    """Route the `blogml` logger to the console and (appending) to `log_file`, and Python
+    warnings (Keras's, TensorFlow's, NumPy's) through it: train.log holds what was printed.
+    Everything is put back as it was on the way out."""
     file_handler = logging.FileHandler(log_file, encoding="utf-8")
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     console = _TqdmHandler()
     console.setFormatter(logging.Formatter("%(message)s"))
-    previous_level = log.level
+    previous_level, previous_propagate = log.level, log.propagate
     log.setLevel(logging.INFO)
     log.addHandler(file_handler)
     log.addHandler(console)
     log.propagate = False
+    previous_showwarning = warnings.showwarning
+    warnings.showwarning = _log_warning
     try:
         yield log
     finally:
+        warnings.showwarning = previous_showwarning
         log.removeHandler(file_handler)
         log.removeHandler(console)
         log.setLevel(previous_level)
+        log.propagate = previous_propagate
         file_handler.close()
 
 
