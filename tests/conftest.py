@@ -92,18 +92,22 @@ def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def sigterm_at(monkeypatch: pytest.MonkeyPatch, runner_class: type, stop_step: int) -> None:
-    """Make a fresh run of `runner_class` get a real SIGTERM while training step
-    `stop_step` (a resumed run, which starts later, is left alone)."""
-    real = runner_class.train_batches
-
+def signalling_batches(real: Any, stop_step: int) -> Any:
+    """A runner's `train_batches` (`real`) that sends the process a real SIGTERM while a
+    fresh run trains step `stop_step` (a resumed run, which starts later, is left alone)."""
     def signalling(self, start_step):
         for step, batch in enumerate(real(self, start_step), start=start_step + 1):
             if step == stop_step and start_step == 0:
                 os.kill(os.getpid(), signal.SIGTERM)
             yield batch
 
-    monkeypatch.setattr(runner_class, "train_batches", signalling)
+    return signalling
+
+
+def sigterm_at(monkeypatch: pytest.MonkeyPatch, runner_class: type, stop_step: int) -> None:
+    """Make a fresh run of `runner_class` get a real SIGTERM while training step `stop_step`."""
+    monkeypatch.setattr(runner_class, "train_batches",
+                        signalling_batches(runner_class.train_batches, stop_step))
 
 
 def assert_same_checkpoint(a: Path, b: Path, atol: float) -> None:

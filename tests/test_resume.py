@@ -13,7 +13,7 @@ import pytest
 
 from blogml.runners import checkpoint as ckpt
 from blogml.runners.events import read_events
-from tests.conftest import cli_env, run_blogml, write_config
+from tests.conftest import REPO, cli_env, run_blogml, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -87,14 +87,16 @@ def test_sigterm_then_resume_equals_an_uninterrupted_run(tmp_path):
 
 
 # `blogml ARGS` as typed, plus two things a test needs from inside the process: a real
-# SIGTERM while a fresh run trains step $STOP_AT_STEP (as conftest.sigterm_at does), and the
+# SIGTERM while a fresh run trains step $STOP_AT_STEP (conftest.signalling_batches), and the
 # Keras backend the process ended on, reported on stderr. Both hook in lazily: importing
 # Keras here would pick its backend before the run's config does.
 OBSERVED_BLOGML = """
-import atexit, os, signal, sys
+import atexit, os, sys
 
+sys.path.insert(0, {repo!r})  # the script runs in a tmp folder; tests/ is imported from here
 from blogml.cli.main import cli
 from blogml.runners.registry import Task
+from tests.conftest import signalling_batches
 
 stop_at = int(os.environ.get("STOP_AT_STEP", "0"))
 real_runner_class = Task.runner_class
@@ -103,15 +105,8 @@ real_runner_class = Task.runner_class
 def runner_class(self):
     found = real_runner_class(self)
     if stop_at and not getattr(found, "stopping", False):
-        real = found.train_batches
-
-        def train_batches(runner, start_step):
-            for step, batch in enumerate(real(runner, start_step), start=start_step + 1):
-                if step == stop_at and start_step == 0:
-                    os.kill(os.getpid(), signal.SIGTERM)
-                yield batch
-
-        found.train_batches, found.stopping = train_batches, True
+        found.train_batches = signalling_batches(found.train_batches, stop_at)
+        found.stopping = True
     return found
 
 
@@ -128,7 +123,7 @@ cli(sys.argv[1:], prog_name="blogml")
 
 def observed_blogml(folder, *args: str, stop_at: int = 0) -> subprocess.CompletedProcess:
     script = folder / "observed_blogml.py"
-    script.write_text(OBSERVED_BLOGML)
+    script.write_text(OBSERVED_BLOGML.format(repo=str(REPO)))
     env = dict(cli_env(), STOP_AT_STEP=str(stop_at))  # cli_env: no KERAS_BACKEND
     return subprocess.run([sys.executable, str(script), *args], cwd=folder, env=env,
                           capture_output=True, text=True, timeout=300)
