@@ -37,6 +37,9 @@ def _read_vocab(path: Path) -> dict[str, int]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
         raise BlogmlError(f"{path}: cannot read the BERT vocabulary ({error.strerror})") from None
+    except UnicodeDecodeError as error:
+        raise BlogmlError(f"{path}: not a BERT vocab.txt (not UTF-8 text: byte "
+                          f"{error.start + 1})") from None
     lines = text.removesuffix("\n").split("\n")
     vocab = {token.removesuffix("\r"): index for index, token in enumerate(lines) if token}
     missing = [token for token in SPECIAL_TOKENS[:4] if token not in vocab]

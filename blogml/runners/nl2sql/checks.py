@@ -95,8 +95,6 @@ def _vocab_issues(model: dict[str, Any], source: str) -> list[ConfigIssue]:
         WordPieceTokenizer(path)
     except BlogmlError as error:
         message = str(error)
-    except UnicodeDecodeError as error:
-        message = f"{path}: not a BERT vocab.txt (not UTF-8 text: byte {error.start + 1})"
     else:
         return []
     key = "model.vocab" if model["vocab"] or not model["pretrained"] else "model.pretrained"
