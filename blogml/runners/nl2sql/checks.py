@@ -25,32 +25,40 @@ from blogml.runners.nl2sql.scoring import check_split
 
 # The file names `blogml.models.bert.load_bert` looks for (that module imports Keras).
 TF_INDEX, TF_CONFIG, HF_CONFIG = "bert_model.ckpt.index", "bert_config.json", "config.json"
+SPLITS = ("train", "val")  # what a run reads: it trains on one and validates on the other
 
 
 def check_data(values: dict[str, Any], source: str,
                planned: Mapping[Path, LoadedConfig] | None = None) -> list[ConfigIssue]:
     """Every problem of `data.root`, `model.vocab` and `model.pretrained` that would stop
     training or make its validation meaningless. `planned` is not needed here."""
+    splits: dict[str, Split] = {}
+    issues = []
+    for name in SPLITS:
+        try:
+            splits[name] = load_split(values["data"]["root"], name)
+        except BlogmlError as error:
+            issues.append(ConfigIssue(source, "data.root", str(error)))
+    return issues + check_loaded(values, source, splits)
+
+
+def check_loaded(values: dict[str, Any], source: str,
+                 splits: Mapping[str, Split]) -> list[ConfigIssue]:
+    """`check_data` on splits already read: the runner reads them to train, and checks
+    them as read rather than reading them twice."""
     data, model = values["data"], values["model"]
     issues = []
-    splits: dict[str, Split] = {}
-    for name in ("train", "val"):
-        try:
-            split = load_split(data["root"], name)
-        except BlogmlError as error:
-            issues.append(ConfigIssue(source, "data.root", str(error)))
-            continue
-        if split.questions:
-            splits[name] = split
-        else:
+    usable = {name: split for name, split in splits.items() if split.questions}
+    for name, split in splits.items():
+        if name not in usable:
             issues.append(ConfigIssue(source, "data.root", _no_question(data["root"], split)))
-    if "val" in splits:
+    if "val" in usable:
         try:
-            check_split(data["root"], splits["val"])
+            check_split(data["root"], usable["val"])
         except BlogmlError as error:
             issues.append(ConfigIssue(source, "data.root", str(error)))
-    if "train" in splits:
-        issues += _fit_issues(values, splits["train"], source)
+    if "train" in usable:
+        issues += _fit_issues(values, usable["train"], source)
     issues += _vocab_issues(model, source)
     if model["pretrained"]:
         problem = _pretrained_problem(Path(model["pretrained"]))

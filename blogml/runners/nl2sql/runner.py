@@ -17,11 +17,12 @@ from blogml.data.nl2sql import Invalid, Question, Split, Table, load_split, read
 from blogml.data.nl2sql_values import KINDS as ALIGNMENT_KINDS
 from blogml.data.nl2sql_values import alignment_report
 from blogml.data.wordpiece import WordPieceTokenizer
-from blogml.errors import BlogmlError
+from blogml.errors import BlogmlError, ConfigError
 from blogml.models.bert import BertConfig, build_bert, load_bert
 from blogml.models.nl2sql import NL2SQLModel
 from blogml.runners.base import BaseRunner
 from blogml.runners.console import interactive
+from blogml.runners.nl2sql.checks import SPLITS, check_loaded
 from blogml.runners.nl2sql.decode import DecodeRules, decode
 from blogml.runners.nl2sql.features import INPUT_NAMES, Features, batch_from_arrays, encode
 from blogml.runners.nl2sql.schema import vocab_path
@@ -38,15 +39,15 @@ class NL2SQLRunner(BaseRunner):
     # ---- data ---------------------------------------------------------------------------
 
     def build_data(self) -> None:
-        from blogml.runners.preflight import require_data
-
+        data, model = self.config["data"], self.config["model"]
+        self.data: dict[str, Split] = {split: load_split(data["root"], split)
+                                       for split in SPLITS}
         # Questions, databases, vocab, BERT folder and max_length: `blogml train` checked
         # them before the run started, `blogml eval` of an older run did not.
-        require_data(self.config, self.source)
-        data, model = self.config["data"], self.config["model"]
+        issues = check_loaded(self.config, self.source, self.data)
+        if issues:
+            raise ConfigError(issues)
         self.tokenizer = WordPieceTokenizer(vocab_path(model))
-        self.data: dict[str, Split] = {split: load_split(data["root"], split)
-                                       for split in ("train", "val")}
         for split in self.data.values():
             self._report_invalid(split)
         train = self.data["train"]
