@@ -83,16 +83,19 @@ class Reference:
             eta = lr * multiplier
             old_m, old_v = self.m[k].copy(), self.v[k].copy()
             delta = self._base(k, g, lr) * multiplier
+            lazy = self._match(self.lazy, k)
+            untouched = ~np.any(g != 0, axis=tuple(range(1, g.ndim))) if lazy else None
             if self.la and not self._match(self.la_exclude, k):
-                theta_norm = np.linalg.norm(theta)
-                step_norm = np.linalg.norm(delta / eta) if eta > 0 else 0.0  # r = ‖θ‖/‖Δ/η‖
+                # With lazy rows, r is taken over the rows the batch touched.
+                rows = ~untouched if lazy else slice(None)
+                theta_norm = np.linalg.norm(theta[rows])
+                step_norm = np.linalg.norm(delta[rows] / eta) if eta > 0 else 0.0  # ‖θ‖/‖Δ/η‖
                 if theta_norm > 0 and step_norm > 0:
                     delta = delta * theta_norm / step_norm
             new = theta + delta
             if self.wd and not self._match(self.wd_exclude, k):
                 new = new - eta * self.wd * theta
-            if self._match(self.lazy, k):
-                untouched = ~np.any(g != 0, axis=tuple(range(1, g.ndim)))
+            if lazy:
                 new[untouched] = theta[untouched]
                 self.m[k][untouched] = old_m[untouched]
                 self.v[k][untouched] = old_v[untouched]

@@ -9,12 +9,13 @@ import keras
 
 from blogml.config.schema import Issues
 from blogml.errors import ConfigError, ConfigIssue
-from blogml.optimizers.derived import Tricks, derive
+from blogml.optimizers.derived import DerivedOptimizer, Tricks
 from blogml.optimizers.schedules import PiecewiseLinear
 from blogml.optimizers.schema import BASE_OPTIMIZERS, OPTIMIZER
 
 # Keys of the section that are blogml's tricks, not arguments of the Keras class.
 _OWN_KEYS = {"weight_decay"}
+_CLIP_KEYS = ("clipnorm", "global_clipnorm", "clipvalue")
 
 
 def build_optimizer(config: Mapping[str, Any]) -> keras.optimizers.Optimizer:
@@ -22,7 +23,7 @@ def build_optimizer(config: Mapping[str, Any]) -> keras.optimizers.Optimizer:
 
     `config` may be partial (`{"name": "sgd", "momentum": 0.9}`): missing keys take their
     defaults. A bad value raises :class:`ConfigError` naming the key. With no trick on, the
-    result is the plain Keras optimizer; otherwise a `derive`d subclass of it.
+    result is the plain Keras optimizer; otherwise a `DerivedOptimizer` wrapping it.
     """
     issues = Issues()
     resolved = OPTIMIZER.check(dict(config), "optimizer", issues)
@@ -30,14 +31,19 @@ def build_optimizer(config: Mapping[str, Any]) -> keras.optimizers.Optimizer:
         raise ConfigError([ConfigIssue("build_optimizer", p, m) for p, m in issues.items])
     class_name, own_args = BASE_OPTIMIZERS[resolved["name"]]
     kwargs = {key: resolved[key] for key in own_args if key not in _OWN_KEYS}
-    for key in ("clipnorm", "global_clipnorm", "clipvalue"):
+    for key in _CLIP_KEYS:
         if resolved[key] is not None:
             kwargs[key] = resolved[key]
     learning_rate = resolved["learning_rate"]
     if resolved["schedule"] is not None:
         learning_rate = PiecewiseLinear(learning_rate, resolved["schedule"]["piecewise_linear"])
     base = getattr(keras.optimizers, class_name)
-    tricks = Tricks.from_config(resolved)
+    tricks = Tricks.from_section(resolved)
     if not tricks.any:
         return base(learning_rate=learning_rate, **kwargs)
-    return derive(base)(tricks, learning_rate=learning_rate, **kwargs)
+    clip = {key: kwargs.pop(key) for key in _CLIP_KEYS if key in kwargs}
+    # Both named as the subclass that made the tricks before the wrapper was (`DerivedAdam`
+    # gave "derived_adam"), so the checkpoints of earlier runs keep their variable paths.
+    name = f"derived_{class_name.lower()}"
+    return DerivedOptimizer(base(learning_rate=learning_rate, name=name, **kwargs), tricks,
+                            name=name, **clip)

@@ -1,24 +1,45 @@
-"""The derived tricks of MISSION §3, composed on any Keras base optimizer.
+"""The derived tricks of MISSION §3, as a wrapper of any Keras optimizer.
 
-`derive(keras.optimizers.Adam)` returns a subclass whose update is, per applied update:
+`DerivedOptimizer(inner, tricks)` makes, per applied update,
 
-    accumulate -> base step -> layer adaptation -> weight decay -> lazy mask -> lookahead -> EMA
+    accumulate -> clip -> base step -> paramwise lr -> layer adaptation -> weight decay
+               -> lazy mask -> lookahead -> EMA
 
-The base class contributes only its step rule (`_backend_update_step`: Adam's moments,
-SGD's momentum, ...) and its own slot variables; everything else is done here, once, with
-`keras.ops`, so it runs on every backend, under `model.fit` or a custom train step, with
-or without XLA. Keras has built-in `gradient_accumulation_steps`, `use_ema` and
-`weight_decay`, but they do not meet the semantics of §3 (Keras counts micro-batches as
-iterations, so Adam's bias correction and schedules drift under accumulation; its EMA is
-not bias-corrected; its weight decay runs before the step, which breaks the order with
-layer adaptation), so they are left off and these are used instead. All extra state
-(accumulators, slow weights, averages, the micro-batch counter) lives in optimizer
-variables, which the runner's checkpoints save and restore with the rest.
+It wraps the inner optimizer the way Keras's `LossScaleOptimizer` does, through its public
+API: the inner optimizer only sees the mean gradient of each applied update (its `apply`;
+its `update_step` rule in a tf.distribute replica step, where the gradients are already
+summed), so its own `iterations`, schedule and bias correction count updates. The wrapper
+owns the accumulators, slow weights and averages as its own variables; `variables` lists
+the inner optimizer's first, then these, and checkpoints save and restore both.
+
+For a variable the tricks post-process, the inner optimizer steps a zeroed buffer of the
+same path instead of the variable: the buffer then holds Δ exactly, and θ is rounded once,
+when θ + Δ' is written. A base that reads θ (LAMB's trust ratio) steps θ itself and Δ is
+taken as θ_new − θ_old.
+
+Why not Keras's own `gradient_accumulation_steps`, `use_ema` and `weight_decay`: its
+learning-rate schedule is called with the micro-batch count; its EMA steps on every
+micro-batch, starts from θ₁ (which keeps weight m^(u−1)) and is not bias-corrected;
+`exclude_from_weight_decay(var_names=...)` matches a variable's name (`gamma`), not its
+path (`norm/gamma`); its decay runs before the step, against §3's order with layer
+adaptation; and under JAX its accumulation computes the full update on every micro-batch.
+(Its `iterations` does count updates, and its accumulation agrees with this one to 2e-15.)
+
+Two combinations are decided here, not by §3:
+- `lazy` + `layer_adaptation`: the trust ratio is taken over the rows the batch touched,
+  ‖θ_touched‖ / ‖Δ_touched/η‖, so the rows that move, move by η relative to their own norm
+  (over the whole table, momentum moves of untouched rows, which the mask then discards,
+  would shrink the step of the touched ones).
+- `name: lamb` with `weight_decay`: refused by the config check. Keras's LAMB has no decay
+  inside its trust ratio, and §3's decoupled decay after the step is not the LAMB paper's
+  (26 % apart after a few steps); `name: adam` + `layer_adaptation` + `weight_decay` is
+  §3's form.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -28,9 +49,10 @@ from typing import Any
 import keras
 from keras import ops
 
-from blogml import replicas
+from blogml import keras_adapter, replicas
 from blogml.optimizers import (
     accumulation,
+    clipping,
     control,
     ema,
     layer_adaptation,
@@ -59,7 +81,7 @@ class Tricks:
     paramwise_lr: tuple[tuple[str, float], ...] = ()
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> Tricks:
+    def from_section(cls, config: Mapping[str, Any]) -> Tricks:
         look, lazy_section, average = config["lookahead"], config["lazy"], config["ema"]
         return cls(
             weight_decay=config["weight_decay"],
@@ -74,6 +96,19 @@ class Tricks:
             ema_for_eval=average["use_for_eval"] if average else True,
             paramwise_lr=tuple(config["paramwise_lr"].items()),
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Tricks:
+        """The inverse of `to_dict`, also after a trip through JSON (tuples become lists)."""
+        values = dict(values)
+        for key in ("exclude_from_weight_decay", "exclude_from_layer_adaptation",
+                    "lazy_include"):
+            values[key] = tuple(values.get(key, ()))
+        values["paramwise_lr"] = tuple((p, float(m)) for p, m in values.get("paramwise_lr", ()))
+        return cls(**values)
 
     @property
     def any(self) -> bool:
@@ -98,51 +133,99 @@ def _matches(patterns: Sequence[str], name: str) -> bool:
     return any(re.search(pattern, name) for pattern in patterns)
 
 
-class DerivedOptimizer:
-    """Mixin: put it before a Keras optimizer class (see `derive`)."""
+# Base optimizers whose step reads θ: they must step the variable itself.
+_BASES_READING_THETA = (keras.optimizers.Lamb,)
 
-    def __init__(self, tricks: Tricks, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.tricks = tricks
+
+@keras.saving.register_keras_serializable(package="blogml")
+class DerivedOptimizer(keras.optimizers.Optimizer):
+    """`inner_optimizer` with the tricks of MISSION §3 around its step (module docstring).
+
+    Args:
+        inner_optimizer: the base optimizer (Adam, SGD, ...), with no clipping, weight
+            decay, EMA or accumulation of its own.
+        tricks: a `Tricks`, or its `to_dict()`.
+        clipnorm, global_clipnorm, clipvalue: Keras's clipping, applied once per update
+            to the mean gradient of its micro-batches.
+    """
+
+    def __init__(self, inner_optimizer: keras.optimizers.Optimizer,
+                 tricks: Tricks | Mapping[str, Any], clipnorm: float | None = None,
+                 global_clipnorm: float | None = None, clipvalue: float | None = None,
+                 name: str | None = None) -> None:
+        super().__init__(learning_rate=0.0, clipnorm=clipnorm, global_clipnorm=global_clipnorm,
+                         clipvalue=clipvalue, name=name or inner_optimizer.name)
+        self.inner_optimizer = inner_optimizer
+        self.tricks = tricks if isinstance(tricks, Tricks) else Tricks.from_dict(tricks)
+
+    # ---- what the wrapper passes through ------------------------------------------------
+
+    @property
+    def iterations(self):
+        """Applied updates (micro-batches of an accumulation cycle count once)."""
+        return self.inner_optimizer.iterations
+
+    @property
+    def learning_rate(self):
+        return self.inner_optimizer.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, learning_rate) -> None:
+        self.inner_optimizer.learning_rate = learning_rate
+
+    @property
+    def variables(self) -> list[keras.Variable]:
+        """The inner optimizer's variables (its step counter and slots), then the tricks'."""
+        inner = self.inner_optimizer.variables
+        return inner + list(getattr(self, "_trick_variables", []))
 
     # ---- variables ----------------------------------------------------------------------
 
     def build(self, var_list: Sequence[keras.Variable]) -> None:
         if self.built:
             return
-        # Record which slot variables the base optimizer creates for which model variable:
-        # the lazy mask must leave the slots of untouched rows alone too.
-        slots: dict[int, list[keras.Variable]] = {}
-        create = self.add_variable_from_reference
-
-        def recording(reference_variable, name=None, initializer="zeros"):
-            slot = create(reference_variable, name=name, initializer=initializer)
-            slots.setdefault(id(reference_variable), []).append(slot)
-            return slot
-
-        self.add_variable_from_reference = recording
-        try:
-            super().build(var_list)
-        finally:
-            del self.add_variable_from_reference
-        self._slots = [[s for s in slots.get(id(v), []) if tuple(s.shape) == tuple(v.shape)]
-                       for v in var_list]
+        var_list = list(var_list)
+        super().build(var_list)  # records var_list: stateless_apply calls apply(grads) alone
+        self._model_variables = var_list
+        self._position = {id(v): i for i, v in enumerate(var_list)}
         self._plans = [self._plan(v) for v in var_list]
         self._warn_unmatched(var_list)
+        steps_theta = isinstance(self.inner_optimizer, _BASES_READING_THETA)
+        self._delta_buffers = [_delta_buffer(v) if plan.post_processed and not steps_theta
+                               else None for v, plan in zip(var_list, self._plans)]
+        stepped = [buffer if buffer is not None else v
+                   for buffer, v in zip(self._delta_buffers, var_list)]
+        self.inner_optimizer.build(stepped)
+        lazy_slots = keras_adapter.slots_by_variable(self.inner_optimizer, stepped) \
+            if any(plan.lazy for plan in self._plans) else [[] for _ in var_list]
+        self._lazy_slots = [slots if plan.lazy else [] for slots, plan in
+                            zip(lazy_slots, self._plans)]
         tricks = self.tricks
+        owned: list[keras.Variable] = []
         self._micro_step = self._accumulators = self._slow = self._average = None
         if tricks.accumulation_steps > 1:
             self._micro_step = self.add_variable(shape=(), dtype="int", initializer="zeros",
                                                  name="micro_step")
             self._accumulators = [self.add_variable_from_reference(v, "accumulator")
                                   for v in var_list]
+            owned += [self._micro_step, *self._accumulators]
+        # φ starts at θ₀, the weights as the optimizer is built (build it after loading
+        # pretrained weights: model.fit and blogml's runners do). Built while TensorFlow
+        # traces a step, θ₀ is not readable yet: the first update copies it then.
+        self._slow_from_first_update = False
         if tricks.lookahead_k:
-            # φ is set to θ₀ by the first update, not here: under model.fit on TensorFlow the
-            # optimizer is built while the train step is traced (under XLA too), where
-            # neither an assign nor an initializer that reads θ can run once.
             self._slow = [self.add_variable_from_reference(v, "slow") for v in var_list]
+            if keras_adapter.building_inside_a_trace():
+                self._slow_from_first_update = True
+            else:
+                for slow, variable in zip(self._slow, var_list):
+                    slow.assign(ops.copy(variable.value))  # not a shared buffer (JAX)
+            owned += self._slow
         if tricks.ema_momentum is not None:
-            self._average = [self.add_variable_from_reference(v, "average") for v in var_list]
+            # The bias-corrected average itself (see `ema`), hence not Keras's "average".
+            self._average = [self.add_variable_from_reference(v, "ema") for v in var_list]
+            owned += self._average
+        self._trick_variables = owned
 
     def _plan(self, variable: keras.Variable) -> _VariablePlan:
         tricks, name = self.tricks, variable.path
@@ -167,122 +250,164 @@ class DerivedOptimizer:
 
     # ---- the update ---------------------------------------------------------------------
 
-    def _backend_apply_gradients(self, grads: list, trainable_variables: list) -> None:
+    def apply(self, grads: Sequence[Any], trainable_variables: Sequence | None = None) -> None:
+        """One micro-batch: accumulate, and on the last of a cycle (every call without
+        accumulation) make the update. Variables whose gradient is None are left alone."""
+        if trainable_variables is None:
+            trainable_variables = self._model_variables
+        trainable_variables = list(trainable_variables)
+        if not self.built:
+            self.build(trainable_variables)
+        pairs = [(g, v) for g, v in zip(grads, trainable_variables) if g is not None]
+        if not pairs:
+            return
+        grads, variables = (list(side) for side in zip(*pairs))
+        if self.loss_scale_factor is not None:
+            grads = [g / self.loss_scale_factor for g in grads]
         # Under tf.distribute each replica holds the gradient of its share of the loss: sum
         # them first, so that every trick (clipping, accumulation, the lazy mask, ...) sees
         # the global-batch gradient and every replica makes the same single-device update.
         grads = replicas.all_sum(grads)
         steps = self.tricks.accumulation_steps
         if steps == 1:
-            self._update(grads, trainable_variables)
+            self._update(grads, variables)
+            self._count_replica_update(1)
             return
-        indices = [self._get_variable_index(v) for v in trainable_variables]
+        indices = [self._position[id(v)] for v in variables]
         update_now = accumulation.is_update_step(self._micro_step, steps)
         sums = [self._accumulators[i].value + ops.convert_to_tensor(g)
                 for i, g in zip(indices, grads)]
         control.run_if(update_now,
-                       lambda: self._update([s / steps for s in sums], trainable_variables),
-                       written=self._state_for(indices, trainable_variables),
-                       visible=list(self.variables) + list(trainable_variables))
+                       lambda: self._update([s / steps for s in sums], variables),
+                       written=self._state_for(indices, variables),
+                       visible=self.variables + variables)
         for i, total in zip(indices, sums):
             self._accumulators[i].assign(ops.where(update_now, ops.zeros_like(total), total))
         self._micro_step.assign((self._micro_step + 1) % steps)
-        # Keras's apply() adds 1 to `iterations` after this method; a micro-batch that is not
-        # an update takes it back, so `iterations` counts applied updates.
-        self._iterations.assign_sub(1 - ops.cast(update_now, self._iterations.dtype))
+        self._count_replica_update(update_now)
 
-    def _update(self, grads: list, trainable_variables: list) -> None:
+    def _count_replica_update(self, updated) -> None:
+        """Count the update of a tf.distribute replica step (see `_base_step`); outside a
+        conditional, as the count is synchronised between replicas (a merge_call)."""
+        if replicas.count() > 1:
+            counter = self.inner_optimizer.iterations
+            counter.assign_add(ops.cast(updated, counter.dtype))
+
+    def _update(self, grads: list, variables: list) -> None:
         """One applied update: base step, then the tricks in §3's order."""
         tricks = self.tricks
-        indices = [self._get_variable_index(v) for v in trainable_variables]
+        indices = [self._position[id(v)] for v in variables]
         plans = [self._plans[i] for i in indices]
-        learning_rate = self.learning_rate  # the schedule at t = updates applied so far
-        grads = self._clip_gradients(grads)
+        learning_rate = self.inner_optimizer.learning_rate  # η at t = updates so far
+        updates = self.iterations + 1  # after this one
+        grads = clipping.clip(grads, self.clipnorm, self.global_clipnorm, self.clipvalue)
         grads = [ops.convert_to_tensor(g) if plan.lazy else g for g, plan in zip(grads, plans)]
-        previous = {k: ops.copy(v.value) for k, (v, plan) in
-                    enumerate(zip(trainable_variables, plans)) if plan.post_processed}
-        previous_slots = {k: [ops.copy(s.value) for s in self._slots[indices[k]]]
-                          for k, plan in enumerate(plans) if plan.lazy}
+        touched = {k: lazy.touched_rows(grads[k]) for k, plan in enumerate(plans) if plan.lazy}
+        old_slots = {k: [ops.copy(s.value) for s in self._lazy_slots[indices[k]]]
+                     for k in touched}
+        stepped, before = [], {}
+        for k, (variable, plan) in enumerate(zip(variables, plans)):
+            buffer = self._delta_buffers[indices[k]]
+            if buffer is not None:
+                buffer.assign(ops.zeros(buffer.shape, buffer.dtype))
+                stepped.append(buffer)
+                continue
+            if plan.post_processed:  # a base that reads θ steps θ itself
+                before[k] = ops.copy(variable.value)
+            stepped.append(variable)
+        if self._slow_from_first_update:
+            slows = [self._slow[i] for i in indices]
+            control.run_if(ops.equal(self.iterations, 0),
+                           lambda: [s.assign(v.value) for s, v in zip(slows, variables)],
+                           written=slows, visible=variables)
+
+        self._base_step(grads, stepped, learning_rate)
+
+        for k, plan in enumerate(plans):
+            if not plan.post_processed:
+                continue
+            variable = variables[k]
+            if k in before:
+                theta, delta = before[k], variable.value - before[k]
+            else:
+                theta, delta = variable.value, stepped[k].value
+            self._post_process(variable, plan, theta, delta, touched.get(k), learning_rate)
+            for slot, old in zip(self._lazy_slots[indices[k]], old_slots.get(k, [])):
+                slot.assign(lazy.keep_untouched(slot.value, old, touched[k]))
         if tricks.lookahead_k:
             slows = [self._slow[i] for i in indices]
-            # φ starts at θ₀. Set by the first update rather than at build: under model.fit
-            # on TensorFlow the optimizer is built while the step is traced, where an
-            # assign (or an initializer reading θ) would not run exactly once.
-            control.run_if(ops.equal(self._iterations, 0),
-                           lambda: [s.assign(v.value) for s, v in zip(slows,
-                                                                      trainable_variables)],
-                           written=slows, visible=trainable_variables)
-
-        self._base_step(grads, trainable_variables, learning_rate)
-
-        for k, old in previous.items():
-            self._post_process(trainable_variables[k], plans[k], old, grads[k],
-                               self._slots[indices[k]], previous_slots.get(k), learning_rate)
-        if tricks.lookahead_k:
-            control.run_if(ops.equal((self._iterations + 1) % tricks.lookahead_k, 0),
+            control.run_if(ops.equal(updates % tricks.lookahead_k, 0),
                            lambda: [lookahead.synchronise(v, s, tricks.lookahead_alpha)
-                                    for v, s in zip(trainable_variables, slows)],
-                           written=list(trainable_variables) + slows, visible=[])
+                                    for v, s in zip(variables, slows)],
+                           written=variables + slows, visible=[])
         if tricks.ema_momentum is not None:
-            for i, variable in zip(indices, trainable_variables):
-                self._average[i].assign(ema.update(self._average[i].value, variable.value,
-                                                   tricks.ema_momentum))
+            weights: dict[str, Any] = {}  # w_u once per dtype
+            for i, variable in zip(indices, variables):
+                if variable.dtype not in weights:
+                    weights[variable.dtype] = ema.weight(tricks.ema_momentum, updates,
+                                                         variable.dtype)
+                average = self._average[i]
+                average.assign(ema.update(average.value, variable.value,
+                                          weights[variable.dtype]))
 
-    def _base_step(self, grads: list, trainable_variables: list, learning_rate) -> None:
-        """The base optimizer's step rule. In a tf.distribute replica step the gradients are
-        already summed over the replicas, so each replica applies them to its own copy of the
-        variables; Keras's TF `_backend_update_step` would sum them once more."""
+    def _base_step(self, grads: list, stepped: list, learning_rate) -> None:
+        """The inner optimizer's step on `stepped` (variables or Δ buffers). In a
+        tf.distribute replica step the gradients are already summed over the replicas, so
+        each replica applies the step rule to its own copy (the inner `apply` would sum
+        them once more), and `apply` counts the update afterwards."""
+        inner = self.inner_optimizer
         if replicas.count() == 1:
-            self._backend_update_step(grads, trainable_variables, learning_rate)
+            inner.apply(grads, stepped)
             return
-        for grad, variable in zip(grads, trainable_variables):
-            self.update_step(grad, variable, learning_rate)
+        for grad, target in zip(grads, stepped):
+            inner.update_step(grad, target, learning_rate)
 
-    def _state_for(self, indices: list[int], trainable_variables: list) -> list[keras.Variable]:
-        """Every variable an update may change: weights, base slots, slow weights, averages."""
-        held = list(trainable_variables)
+    def _post_process(self, variable, plan: _VariablePlan, theta, delta, touched,
+                      learning_rate) -> None:
+        """θ ← θ + r·m·Δ − m·η·wd·θ, rows the batch did not touch kept (lazy): paramwise
+        lr m, layer adaptation r and weight decay in §3's order, θ rounded once."""
+        eta = ops.cast(learning_rate, variable.dtype) * plan.lr_multiplier
+        step = delta * plan.lr_multiplier if plan.lr_multiplier != 1.0 else delta
+        if plan.adapt:
+            if touched is None:
+                step = step * layer_adaptation.trust_ratio(theta, step, eta)
+            else:  # over the touched rows only (module docstring)
+                zero = ops.zeros((), variable.dtype)
+                step = step * layer_adaptation.trust_ratio(
+                    ops.where(touched, theta, zero), ops.where(touched, step, zero), eta)
+        if plan.decay:
+            step = weight_decay.decayed(step, theta, eta, self.tricks.weight_decay)
+        new = theta + step
+        if touched is not None:
+            new = lazy.keep_untouched(new, theta, touched)
+        variable.assign(new)
+        if variable.constraint is not None:
+            variable.assign(variable.constraint(variable))
+
+    def _state_for(self, indices: list[int], variables: list) -> list[keras.Variable]:
+        """Every variable an update may change: weights, the inner optimizer's variables,
+        slow weights, averages."""
+        held = list(variables) + self.inner_optimizer.variables
         for i in indices:
-            held += self._slots[i]
             if self._slow is not None:
                 held.append(self._slow[i])
             if self._average is not None:
                 held.append(self._average[i])
         return held
 
-    def _post_process(self, variable, plan: _VariablePlan, old, gradient, slots, old_slots,
-                      learning_rate) -> None:
-        """Paramwise lr, layer adaptation, weight decay and the lazy mask, in §3's order."""
-        learning_rate = ops.cast(learning_rate, variable.dtype) * plan.lr_multiplier
-        if plan.lr_multiplier == 1.0 and not plan.adapt:
-            theta = variable.value  # θ + Δ as the base step left it: no need to rebuild it
-        else:
-            delta = variable.value - old
-            if plan.lr_multiplier != 1.0:
-                delta = delta * plan.lr_multiplier
-            if plan.adapt:
-                delta = delta * layer_adaptation.trust_ratio(old, delta, learning_rate)
-            theta = old + delta
-        if plan.decay:
-            theta = weight_decay.decay(theta, old, learning_rate, self.tricks.weight_decay)
-        if plan.lazy:
-            touched = lazy.touched_rows(gradient)
-            theta = lazy.keep_untouched(theta, old, touched)
-            for slot, old_slot in zip(slots, old_slots):
-                slot.assign(lazy.keep_untouched(slot.value, old_slot, touched))
-        variable.assign(theta)
-
-    # ---- weights for evaluation ---------------------------------------------------------------
+    # ---- weights for evaluation ---------------------------------------------------------
 
     @property
     def evaluates_average(self) -> bool:
         return self.tricks.ema_momentum is not None and self.tricks.ema_for_eval
 
     def average_weights(self) -> list | None:
-        """The bias-corrected EMA of each trainable variable; None before the first update."""
+        """The bias-corrected EMA of each trainable variable (copies: on JAX a weight given
+        the average's own buffer would share it, and a donating step would delete it);
+        None before the first update."""
         if self._average is None or int(ops.convert_to_numpy(self.iterations)) == 0:
             return None
-        return [ema.corrected(a.value, self.tricks.ema_momentum, self.iterations)
-                for a in self._average]
+        return [ops.copy(average.value) for average in self._average]
 
     @contextlib.contextmanager
     def evaluation_weights(self) -> Iterator[None]:
@@ -291,21 +416,39 @@ class DerivedOptimizer:
         if averages is None:
             yield
             return
-        raw = [ops.copy(v.value) for v in self._trainable_variables]
-        for variable, average in zip(self._trainable_variables, averages):
+        raw = [ops.copy(v.value) for v in self._model_variables]
+        for variable, average in zip(self._model_variables, averages):
             variable.assign(average)
         try:
             yield
         finally:
-            for variable, value in zip(self._trainable_variables, raw):
+            for variable, value in zip(self._model_variables, raw):
                 variable.assign(value)
 
+    # ---- serialisation ------------------------------------------------------------------
 
-_DERIVED: dict[type, type] = {}
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name,
+                "inner_optimizer": keras.saving.serialize_keras_object(self.inner_optimizer),
+                "tricks": self.tricks.to_dict(), "clipnorm": self.clipnorm,
+                "global_clipnorm": self.global_clipnorm, "clipvalue": self.clipvalue}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], custom_objects=None) -> DerivedOptimizer:
+        config = dict(config)
+        inner = keras.saving.deserialize_keras_object(config.pop("inner_optimizer"),
+                                                      custom_objects=custom_objects)
+        return cls(inner, **config)
 
 
-def derive(base: type[keras.optimizers.Optimizer]) -> type:
-    """The class `base` + tricks; built once per base class."""
-    if base not in _DERIVED:
-        _DERIVED[base] = type(f"Derived{base.__name__}", (DerivedOptimizer, base), {})
-    return _DERIVED[base]
+def _delta_buffer(variable: keras.Variable) -> keras.Variable:
+    """A zero variable with `variable`'s path, shape and dtype for the inner optimizer to
+    step: its slots are named after the path, as if it stepped `variable` itself."""
+    parent, _, leaf = variable.path.rpartition("/")
+    grandparent, _, scope = parent.rpartition("/")
+    make = lambda: keras.Variable(initializer="zeros", shape=variable.shape,  # noqa: E731
+                                  dtype=variable.dtype, trainable=False, name=leaf)
+    if not parent:
+        return make()
+    with keras.name_scope(scope, override_parent=grandparent):
+        return make()

@@ -8,6 +8,7 @@ import keras
 from keras import ops
 
 
+@keras.saving.register_keras_serializable(package="blogml")
 class PiecewiseLinear(keras.optimizers.schedules.LearningRateSchedule):
     """η_t = learning_rate × multiplier(t), t = number of updates already applied.
 
@@ -24,9 +25,11 @@ class PiecewiseLinear(keras.optimizers.schedules.LearningRateSchedule):
             self.points = {0: 0.0, **self.points}
 
     def multiplier(self, step):
-        t = ops.cast(step, "float32")
+        # In the weights' dtype (floatx), so a float64 model gets a float64 learning rate.
+        dtype = keras.backend.floatx()
+        t = ops.cast(step, dtype)
         knots = list(self.points.items())
-        value = ops.convert_to_tensor(knots[-1][1], "float32")
+        value = ops.convert_to_tensor(knots[-1][1], dtype)
         # Later segments first, so that the earliest segment containing t wins.
         for (t0, m0), (t1, m1) in reversed(list(zip(knots, knots[1:]))):
             inside = m0 + (m1 - m0) * (t - t0) / (t1 - t0)

@@ -93,7 +93,8 @@ COMMON_FIELDS: dict[str, Spec] = {
     }, "lazy updates: rows with an all-zero gradient keep their values and slots",
         optional=True),
     "ema": Section({
-        "momentum": Float(0.999, "shadow weights ē ← m·ē + (1−m)·θ", min=0.0, max=1.0),
+        "momentum": Float(0.999, "average weights by m^(age in updates), bias-corrected",
+                          min=0.0, max=1.0),
         "use_for_eval": Bool(True, "evaluate, keep `best` and predict with the (bias-corrected) "
                                    "EMA weights"),
     }, "exponential moving average of the weights", optional=True),
@@ -111,6 +112,13 @@ def _check_combinations(config: dict[str, Any], path: str, issues: Issues) -> No
         issues.add(join(path, "layer_adaptation"),
                    "lamb already applies this trust ratio; use name: adam with "
                    "layer_adaptation: true, or drop layer_adaptation")
+    if config["weight_decay"] > 0 and config["name"] == "lamb":
+        # Decided in blogml/optimizers/derived.py: neither reading is what LAMB's name says.
+        issues.add(join(path, "weight_decay"),
+                   "lamb with weight_decay is not the LAMB paper's optimizer (its decay sits "
+                   "inside the trust ratio; blogml decays after the step, MISSION §3); use "
+                   "name: adam with layer_adaptation: true and weight_decay (§3's LAMB), or "
+                   "set weight_decay: 0")
     ema = config["ema"]
     if ema is not None and ema["momentum"] >= 1.0:
         issues.add(join(path, "ema.momentum"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 
-def decay(theta_new, theta_old, learning_rate, rate: float):
-    """θ ← θ + Δ − η·wd·θ: the decay uses the weights *before* the step, scaled by η."""
-    return theta_new - learning_rate * rate * theta_old
+def decayed(update, theta, learning_rate, rate: float):
+    """Δ − η·wd·θ: the step with the decay of the weights *before* it, scaled by η, so that
+    θ is rounded once when the update is added (θ ← θ + Δ − η·wd·θ)."""
+    return update - learning_rate * rate * theta

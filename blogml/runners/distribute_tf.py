@@ -22,6 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from blogml import keras_adapter
 from blogml.data.batches import Batch
 from blogml.errors import BlogmlError
 from blogml.runners.distribution import Distribution
@@ -114,7 +115,7 @@ class TFStrategy(Distribution):
         """Keras builds the compiled loss and metrics from the shapes of a first batch,
         under the strategy's scope (as `fit` does): from the global one here."""
         x, y = batch[0], batch[1] if len(batch) > 1 else None
-        model._maybe_symbolic_build(data_batch=(x, y, None))
+        keras_adapter.symbolic_build(model, x, y)
 
     def _step(self, step: Callable[[Any], dict[str, Any]]) -> Callable[[Any], dict[str, Any]]:
         """`step` on each replica's data, its logs averaged over the replicas."""

@@ -1,0 +1,51 @@
+"""What blogml relies on in Keras beyond its public API, in one place.
+
+`slots_by_variable` and `building_inside_a_trace` depend on behaviours Keras documents but
+does not offer as a call; `symbolic_build` is the one private Keras method blogml calls.
+`tests/test_keras_adapter.py` checks each on the installed Keras and says which one broke,
+so an upgrade fails there with a clear message instead of as a wrong update elsewhere (and
+checks that no other module uses a private Keras name).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+
+
+def slots_by_variable(optimizer: keras.optimizers.Optimizer,
+                      variables: Sequence[keras.Variable]) -> list[list[keras.Variable]]:
+    """The slot variables (moments, momenta, ...) `optimizer` keeps for each of `variables`.
+
+    `add_variable_from_reference` names a slot `{reference path with / as _}_{slot name}`
+    (its docstring); a slot belongs to the variable with the longest such prefix and the
+    same shape, so `dense/kernel` does not claim the slots of `dense_kernel/w`.
+    """
+    prefixes = [variable.path.replace("/", "_") + "_" for variable in variables]
+    slots: list[list[keras.Variable]] = [[] for _ in variables]
+    for slot in optimizer.variables:
+        leaf = slot.path.split("/")[-1]
+        owners = [k for k, prefix in enumerate(prefixes)
+                  if leaf.startswith(prefix) and tuple(slot.shape) == tuple(variables[k].shape)]
+        if owners:
+            slots[max(owners, key=lambda k: len(prefixes[k]))].append(slot)
+    return slots
+
+
+def building_inside_a_trace() -> bool:
+    """True while TensorFlow traces a step (model.fit may build the optimizer there): a
+    value read from a weight then is a symbolic tensor, not θ₀, so it cannot seed a slot."""
+    if keras.backend.backend() != "tensorflow":
+        return False  # JAX and torch build optimizers eagerly, before any step is traced
+    import tensorflow as tf
+
+    return not tf.executing_eagerly()
+
+
+def symbolic_build(model: keras.Model, x: Any, y: Any) -> None:
+    """Build the compiled loss and metrics from the shapes of a first batch, as `fit` does
+    before its first step. A tf.distribute step that runs `train_step` itself needs it, and
+    Keras offers it only as `Model._maybe_symbolic_build`."""
+    model._maybe_symbolic_build(data_batch=(x, y, None))

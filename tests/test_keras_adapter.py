@@ -1,0 +1,98 @@
+"""What blogml relies on in Keras beyond its public API lives in one module, and is checked.
+
+If a Keras upgrade breaks one of these tests, the message says which behaviour changed;
+fix `blogml/keras_adapter.py` (and the `keras` pin in setup.cfg) there.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from blogml import keras_adapter
+
+pytestmark = [pytest.mark.backend_neutral, pytest.mark.models]
+
+PACKAGE = Path(__file__).resolve().parent.parent / "blogml"
+ADAPTER = PACKAGE / "keras_adapter.py"
+
+
+def _keras_private_names() -> set[str]:
+    """Single-underscore names on Keras's optimizers and variables, classes and instances."""
+    variable = keras.Variable(np.zeros((2, 2), "float32"), name="w")
+    built = keras.optimizers.Adam()
+    built.build([variable])
+    objects = [variable, built, keras.Variable, keras.Layer, keras.Model]
+    objects += [getattr(keras.optimizers, name) for name in dir(keras.optimizers)
+                if isinstance(getattr(keras.optimizers, name), type)]
+    names = set()
+    for thing in objects:
+        names |= set(dir(thing)) | set(getattr(thing, "__dict__", {}))
+    return {n for n in names if n.startswith("_") and not n.startswith("__")}
+
+
+def test_no_private_keras_name_outside_the_adapter_module():
+    private = _keras_private_names()
+    assert {"_iterations", "_backend_apply_gradients", "_get_variable_index"} <= private
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path == ADAPTER:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        methods = {id(item) for node in ast.walk(tree) if isinstance(node, ast.ClassDef)
+                   for item in node.body if isinstance(item, ast.FunctionDef)}
+        for node in ast.walk(tree):
+            name = (node.attr if isinstance(node, ast.Attribute)  # reads, writes, calls
+                    else node.name if id(node) in methods else None)  # overrides
+            if name in private:
+                found.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {name}")
+    assert not found, ("private Keras names used outside blogml/keras_adapter.py "
+                       "(use the public API, or move the use there with a test here):\n"
+                       + "\n".join(found))
+
+
+def test_slots_are_found_by_the_path_keras_names_them_after():
+    variables = [keras.Variable(np.zeros((2, 3), "float32"), name="kernel"),
+                 keras.Variable(np.zeros(3, "float32"), name="bias")]
+    with keras.name_scope("dense_kernel"):  # a path that starts like another's slot names
+        variables.append(keras.Variable(np.zeros((2, 3), "float32"), name="w"))
+    optimizer = keras.optimizers.Adam()
+    optimizer.build(variables)
+    slots = keras_adapter.slots_by_variable(optimizer, variables)
+    leaves = [sorted(s.path.split("/")[-1] for s in found) for found in slots]
+    assert leaves == [["kernel_momentum", "kernel_velocity"], ["bias_momentum", "bias_velocity"],
+                      ["dense_kernel_w_momentum", "dense_kernel_w_velocity"]], (
+        "Keras no longer names optimizer slots `{variable path}_{slot}` "
+        "(add_variable_from_reference): the lazy mask cannot find the slots to keep")
+
+
+def test_an_eager_build_is_not_inside_a_trace():
+    assert keras_adapter.building_inside_a_trace() is False
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        assert tf.function(lambda: tf.constant(keras_adapter.building_inside_a_trace()))()
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="only blogml's tf.distribute steps build this way")
+def test_the_symbolic_build_builds_the_compiled_metrics_under_a_strategy():
+    import tensorflow as tf
+
+    with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        model.compile(optimizer="sgd", loss="mse", metrics=["mae"])
+    unbuilt = len(model.metrics_variables)
+    x, y = np.zeros((4, 3), "float32"), np.zeros((4, 2), "float32")
+    try:
+        keras_adapter.symbolic_build(model, x, y)
+    except AttributeError as error:
+        pytest.fail(f"Keras removed Model._maybe_symbolic_build ({error}): the tf.distribute "
+                    "steps of blogml/runners/distribute_tf.py need another way to build the "
+                    "compiled loss and metrics from a batch")
+    assert len(model.metrics_variables) == unbuilt + 2  # mae's total and count
+    assert model.optimizer.built
