@@ -15,8 +15,6 @@ import pytest
 
 from blogml import keras_adapter
 
-pytestmark = [pytest.mark.backend_neutral, pytest.mark.models]
-
 PACKAGE = Path(__file__).resolve().parent.parent / "blogml"
 ADAPTER = PACKAGE / "keras_adapter.py"
 
@@ -35,6 +33,8 @@ def _keras_private_names() -> set[str]:
     return {n for n in names if n.startswith("_") and not n.startswith("__")}
 
 
+@pytest.mark.backend_neutral  # CI runs these under JAX and torch too
+@pytest.mark.models
 def test_no_private_keras_name_outside_the_adapter_module():
     private = _keras_private_names()
     assert {"_iterations", "_backend_apply_gradients", "_get_variable_index"} <= private
@@ -55,6 +55,8 @@ def test_no_private_keras_name_outside_the_adapter_module():
                        + "\n".join(found))
 
 
+@pytest.mark.backend_neutral  # CI runs these under JAX and torch too
+@pytest.mark.models
 def test_slots_are_found_by_the_path_keras_names_them_after():
     variables = [keras.Variable(np.zeros((2, 3), "float32"), name="kernel"),
                  keras.Variable(np.zeros(3, "float32"), name="bias")]
@@ -70,6 +72,8 @@ def test_slots_are_found_by_the_path_keras_names_them_after():
         "(add_variable_from_reference): the lazy mask cannot find the slots to keep")
 
 
+@pytest.mark.backend_neutral  # CI runs these under JAX and torch too
+@pytest.mark.models
 def test_an_eager_build_is_not_inside_a_trace():
     assert keras_adapter.building_inside_a_trace() is False
     if keras.backend.backend() == "tensorflow":
@@ -78,9 +82,8 @@ def test_an_eager_build_is_not_inside_a_trace():
         assert tf.function(lambda: tf.constant(keras_adapter.building_inside_a_trace()))()
 
 
-@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
-                    reason="only blogml's tf.distribute steps build this way")
 def test_the_symbolic_build_builds_the_compiled_metrics_under_a_strategy():
+    """TensorFlow only (not backend-neutral): it is what blogml's tf.distribute steps use."""
     import tensorflow as tf
 
     with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
