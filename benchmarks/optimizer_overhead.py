@@ -16,7 +16,7 @@ ratio is the median over rounds of that round's ratio of median step times, with
 spread (min, max) over rounds. The script runs itself once per backend (a process has
 one Keras backend) and prints one JSON line.
 
-    python benchmarks/optimizer_overhead.py [--rounds 5]
+    python benchmarks/optimizer_overhead.py [--rounds 5] [--jit-compile]
 """
 
 from __future__ import annotations
@@ -50,6 +50,9 @@ ALL_TRICKS = {
 ALL_BUT_ACCUMULATION = {k: v for k, v in ALL_TRICKS.items() if k != "gradient_accumulation_steps"}
 VARIANTS = {"base": BASE, "all_but_accumulation": ALL_BUT_ACCUMULATION, "all": ALL_TRICKS}
 STEPS = {"mlp": 200, "transformer": 50}
+# Keras's `jit_compile="auto"` leaves XLA off on a CPU-only machine and turns it on on a GPU:
+# `--jit-compile` times both steps under XLA, as an accelerator would run them.
+JIT_COMPILE = ["auto"]
 
 
 def mlp(rng):
@@ -110,7 +113,7 @@ def keras_step_seconds(build, config: dict, steps: int) -> float:
     from blogml.optimizers import build_optimizer
 
     model, x, y, _ = _fresh(build)
-    model.compile(optimizer=build_optimizer(config),
+    model.compile(optimizer=build_optimizer(config), jit_compile=JIT_COMPILE[0],
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     return _timed(lambda: model.train_on_batch(x, y), steps)
 
@@ -234,15 +237,20 @@ def measure_backend(rounds: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--jit-compile", action="store_true",
+                        help="compile both Keras steps with XLA (Keras's default on a GPU)")
     parser.add_argument("--backend", help=argparse.SUPPRESS)  # one backend, in a child
     args = parser.parse_args()
+    if args.jit_compile:
+        JIT_COMPILE[0] = True
     if args.backend:
         print(json.dumps(measure_backend(args.rounds)))
         return
     backends = {}
     for backend in ("tensorflow", "jax"):
         child = subprocess.run(
-            [sys.executable, __file__, "--rounds", str(args.rounds), "--backend", backend],
+            [sys.executable, __file__, "--rounds", str(args.rounds), "--backend", backend,
+             *(["--jit-compile"] if args.jit_compile else [])],
             env={**os.environ, "KERAS_BACKEND": backend}, capture_output=True, text=True,
             check=True)
         backends[backend] = json.loads(child.stdout.strip().splitlines()[-1])
@@ -258,6 +266,7 @@ def main() -> None:
         "meets_target": max(judged) <= TARGET,
         "below_optax": below_optax,
         "rounds": args.rounds,
+        "jit_compile": JIT_COMPILE[0],
         "cpu_count": os.cpu_count(),
         "python": sys.version.split()[0],
     }))

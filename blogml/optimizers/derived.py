@@ -299,6 +299,7 @@ class DerivedOptimizer(keras.optimizers.Optimizer):
         indices = [self._position[id(v)] for v in variables]
         plans = [self._plans[i] for i in indices]
         learning_rate = self.inner_optimizer.learning_rate  # η at t = updates so far
+        rates = _Rates(learning_rate, tricks.weight_decay)
         updates = self.iterations + 1  # after this one
         grads = clipping.clip(grads, self.clipnorm, self.global_clipnorm, self.clipvalue)
         grads = [ops.convert_to_tensor(g) if plan.lazy else g for g, plan in zip(grads, plans)]
@@ -331,7 +332,7 @@ class DerivedOptimizer(keras.optimizers.Optimizer):
                 theta, delta = before[k], variable.value - before[k]
             else:
                 theta, delta = variable.value, stepped[k].value
-            self._post_process(variable, plan, theta, delta, touched.get(k), learning_rate)
+            self._post_process(variable, plan, theta, delta, touched.get(k), rates)
             for slot, old in zip(self._lazy_slots[indices[k]], old_slots.get(k, [])):
                 slot.assign(lazy.keep_untouched(slot.value, old, touched[k]))
         if tricks.lookahead_k:
@@ -363,10 +364,10 @@ class DerivedOptimizer(keras.optimizers.Optimizer):
             inner.update_step(grad, target, learning_rate)
 
     def _post_process(self, variable, plan: _VariablePlan, theta, delta, touched,
-                      learning_rate) -> None:
+                      rates: _Rates) -> None:
         """θ ← θ + r·m·Δ − m·η·wd·θ, rows the batch did not touch kept (lazy): paramwise
         lr m, layer adaptation r and weight decay in §3's order, θ rounded once."""
-        eta = ops.cast(learning_rate, variable.dtype) * plan.lr_multiplier
+        eta = rates.learning_rate(variable.dtype, plan.lr_multiplier)
         step = delta * plan.lr_multiplier if plan.lr_multiplier != 1.0 else delta
         if plan.adapt:
             if touched is None:
@@ -376,7 +377,8 @@ class DerivedOptimizer(keras.optimizers.Optimizer):
                 step = step * layer_adaptation.trust_ratio(
                     ops.where(touched, theta, zero), ops.where(touched, step, zero), eta)
         if plan.decay:
-            step = weight_decay.decayed(step, theta, eta, self.tricks.weight_decay)
+            step = weight_decay.decayed(step, theta,
+                                        rates.decay(variable.dtype, plan.lr_multiplier))
         new = theta + step
         if touched is not None:
             new = lazy.keep_untouched(new, theta, touched)
@@ -439,6 +441,28 @@ class DerivedOptimizer(keras.optimizers.Optimizer):
         inner = keras.saving.deserialize_keras_object(config.pop("inner_optimizer"),
                                                       custom_objects=custom_objects)
         return cls(inner, **config)
+
+
+class _Rates:
+    """η·m and η·m·wd of one update, each computed once per dtype and multiplier: in a
+    TensorFlow graph every scalar op counts, and a model shares a handful of them."""
+
+    def __init__(self, learning_rate, weight_decay_rate: float) -> None:
+        self.base, self.weight_decay = learning_rate, weight_decay_rate
+        self._made: dict[tuple, Any] = {}
+
+    def learning_rate(self, dtype, multiplier: float):
+        key = ("eta", dtype, multiplier)
+        if key not in self._made:
+            eta = ops.cast(self.base, dtype)
+            self._made[key] = eta if multiplier == 1.0 else eta * multiplier
+        return self._made[key]
+
+    def decay(self, dtype, multiplier: float):
+        key = ("decay", dtype, multiplier)
+        if key not in self._made:
+            self._made[key] = self.learning_rate(dtype, multiplier) * self.weight_decay
+        return self._made[key]
 
 
 def _delta_buffer(variable: keras.Variable) -> keras.Variable:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-def decayed(update, theta, learning_rate, rate: float):
-    """Δ − η·wd·θ: the step with the decay of the weights *before* it, scaled by η, so that
-    θ is rounded once when the update is added (θ ← θ + Δ − η·wd·θ)."""
-    return update - learning_rate * rate * theta
+def decayed(update, theta, shrink):
+    """Δ − s·θ, s = η·wd: the step with the decay of the weights *before* it, scaled by η,
+    so that θ is rounded once when the update is added (θ ← θ + Δ − η·wd·θ)."""
+    return update - shrink * theta
