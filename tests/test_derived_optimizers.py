@@ -330,3 +330,22 @@ def test_a_model_saved_with_model_save_reloads_with_its_optimizer(tmp_path):
     for a, b in zip(loaded.weights, model.weights):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b),
                                    atol=1e-6)
+
+
+def test_theta_is_rounded_once_per_update_with_weight_decay():
+    """The base steps a zeroed buffer, so θ + (Δ − η·wd·θ) is one float32 addition to θ.
+    Stepping θ first and decaying after rounds θ twice, which this bit-exact check tells
+    apart on most of the 4,096 elements."""
+    rng = np.random.default_rng(2)
+    theta = rng.normal(size=(64, 64)).astype("float32")
+    grad = rng.normal(size=(64, 64)).astype("float32")
+    lr, wd = np.float32(1e-3), np.float32(0.01)
+    variable = keras.Variable(theta, name="kernel")
+    optimizer = build_optimizer({"name": "sgd", "learning_rate": float(lr),
+                                 "weight_decay": float(wd)})
+    optimizer.apply([keras.ops.convert_to_tensor(grad)], [variable])
+    delta = np.float32(0) + grad * -lr  # Keras's SGD step, taken on the zeroed buffer
+    once = theta + (delta - (lr * wd) * theta)
+    twice = (theta + delta) - (lr * wd) * theta
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable), once)
+    assert np.mean(once != twice) > 0.1
