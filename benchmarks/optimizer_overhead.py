@@ -10,11 +10,11 @@ tricks ÷ optax's Adam, one jitted step (Keras's `stateless_call` + optax) on th
 and batch. Its lazy rows mask the weights' update only (optax has no way to keep the
 moments of untouched rows), so it does a little less than blogml there.
 
-A step is one `train_on_batch` call (one jitted step for optax), timed after warm-up. The
-variants are interleaved in rounds so that drifts of the machine hit them alike; each
-ratio is the median over rounds of that round's ratio of median step times, with the
-spread (min, max) over rounds. The script runs itself once per backend (a process has
-one Keras backend) and prints one JSON line.
+A step is one `train_on_batch` call (one jitted step for optax), timed after warm-up. In
+each round every variant is built afresh and the variants alternate step by step, so that
+drifts of the machine hit them alike; each ratio is the median over rounds of that round's
+ratio of median step times, with the spread (min, max) over rounds. The script runs itself
+once per backend (a process has one Keras backend) and prints one JSON line.
 
     python benchmarks/optimizer_overhead.py [--rounds 5] [--jit-compile]
 """
@@ -96,18 +96,25 @@ def _fresh(build):
     return build(np.random.default_rng(0))
 
 
-def _timed(step, steps: int) -> float:
+def _warm(step):
     for _ in range(20):  # trace, compile, warm caches
         step()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return step
 
 
-def keras_step_seconds(build, config: dict, steps: int) -> float:
+def median_step_seconds(steps: dict[str, object], count: int) -> dict[str, float]:
+    """Median time of each warm step, the variants alternating step by step: a drift of the
+    machine (seconds long on a shared VM) then hits every variant alike."""
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(count):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def keras_step(build, config: dict):
     import keras
 
     from blogml.optimizers import build_optimizer
@@ -115,10 +122,10 @@ def keras_step_seconds(build, config: dict, steps: int) -> float:
     model, x, y, _ = _fresh(build)
     model.compile(optimizer=build_optimizer(config), jit_compile=JIT_COMPILE[0],
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    return _timed(lambda: model.train_on_batch(x, y), steps)
+    return _warm(lambda: model.train_on_batch(x, y))
 
 
-def optax_step_seconds(build, tricks: bool, steps: int) -> float:
+def optax_step(build, tricks: bool):
     """One jitted step of the model's loss and gradient and optax's update."""
     import jax
     import jax.numpy as jnp
@@ -151,7 +158,7 @@ def optax_step_seconds(build, tricks: bool, steps: int) -> float:
             carry[:] = plain(*carry, x, y)
             jax.block_until_ready(carry[0])
 
-        return _timed(step, steps)
+        return _warm(step)
 
     def mask(patterns, keep=False):
         return [any(p in path for p in patterns) == keep for path in paths]
@@ -195,7 +202,7 @@ def optax_step_seconds(build, tricks: bool, steps: int) -> float:
         carry[:] = chained(*carry, x, y)
         jax.block_until_ready(carry[0])
 
-    return _timed(step, steps)
+    return _warm(step)
 
 
 def _spread(ratios: list[float]) -> dict:
@@ -213,12 +220,13 @@ def measure_backend(rounds: int) -> dict:
         times: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
         if optax_too:
             times |= {"optax_base": [], "optax_tricks": []}
-        for _ in range(rounds):
-            for variant, config in VARIANTS.items():
-                times[variant].append(keras_step_seconds(build, config, STEPS[name]))
+        for _ in range(rounds):  # fresh models each round
+            steps = {variant: keras_step(build, config) for variant, config in VARIANTS.items()}
             if optax_too:
-                times["optax_base"].append(optax_step_seconds(build, False, STEPS[name]))
-                times["optax_tricks"].append(optax_step_seconds(build, True, STEPS[name]))
+                steps |= {"optax_base": optax_step(build, False),
+                          "optax_tricks": optax_step(build, True)}
+            for variant, seconds in median_step_seconds(steps, STEPS[name]).items():
+                times[variant].append(seconds)
 
         def ratios(numerator: str, denominator: str = "base") -> list[float]:
             return [a / b for a, b in zip(times[numerator], times[denominator])]
