@@ -185,14 +185,19 @@ def test_evaluation_weights_swap_in_the_average_and_back():
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(v), value)
 
 
+def linear_regression(seed: int, rows: int) -> tuple[np.ndarray, np.ndarray, keras.Model]:
+    """Random float32 inputs (4 features) and targets (3), and a seeded, uncompiled Dense(3)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 4)).astype("float32")
+    y = rng.normal(size=(rows, 3)).astype("float32")
+    keras.utils.set_random_seed(0)
+    return x, y, keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="dense")])
+
+
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_under_model_fit_with_and_without_xla(jit_compile):
     """A linear model's MSE gradient is analytic, so fit() can be replayed in NumPy."""
-    rng = np.random.default_rng(3)
-    x = rng.normal(size=(8, 4)).astype("float32")
-    y = rng.normal(size=(8, 3)).astype("float32")
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="dense")])
+    x, y, model = linear_regression(seed=3, rows=8)
     config = {"name": "adam", "learning_rate": 0.05, "weight_decay": 0.1,
               "exclude_from_weight_decay": ["bias"], "layer_adaptation": True,
               "gradient_accumulation_steps": 2, "lookahead": {"k": 2, "alpha": 0.5},
@@ -307,11 +312,7 @@ def test_get_config_round_trips_to_an_optimizer_making_the_same_updates():
 
 
 def test_a_model_saved_with_model_save_reloads_with_its_optimizer(tmp_path):
-    rng = np.random.default_rng(4)
-    x = rng.normal(size=(16, 4)).astype("float32")
-    y = rng.normal(size=(16, 3)).astype("float32")
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="dense")])
+    x, y, model = linear_regression(seed=4, rows=16)
     model.compile(optimizer=build_optimizer(EVERYTHING), loss="mse")
     model.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)  # 8 micro, 4 updates
     model.save(tmp_path / "model.keras")

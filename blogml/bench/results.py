@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from blogml.bench.grid import Bench, Cell
+from blogml.optimizers.schema import CLIP_KEYS
 from blogml.runners.events import read_events
 from blogml.runners.rundir import RunDir, effective_status, write_text_atomic
 
@@ -52,8 +53,7 @@ def tricks(optimizer: dict[str, Any]) -> list[str]:
 
     No commas inside an item, so that results.csv stays easy to cut and grep.
     """
-    on = [f"{key}={optimizer[key]:g}" for key in ("clipnorm", "global_clipnorm", "clipvalue")
-          if optimizer[key] is not None]
+    on = [f"{key}={optimizer[key]:g}" for key in CLIP_KEYS if optimizer[key] is not None]
     if optimizer["schedule"] is not None:
         on.append("schedule")
     if optimizer["gradient_accumulation_steps"] > 1:

@@ -11,11 +11,10 @@ from blogml.config.schema import Issues
 from blogml.errors import ConfigError, ConfigIssue
 from blogml.optimizers.derived import DerivedOptimizer, Tricks
 from blogml.optimizers.schedules import PiecewiseLinear
-from blogml.optimizers.schema import BASE_OPTIMIZERS, OPTIMIZER
+from blogml.optimizers.schema import BASE_OPTIMIZERS, CLIP_KEYS, OPTIMIZER
 
 # Keys of the section that are blogml's tricks, not arguments of the Keras class.
 _OWN_KEYS = {"weight_decay"}
-_CLIP_KEYS = ("clipnorm", "global_clipnorm", "clipvalue")
 
 
 def build_optimizer(config: Mapping[str, Any]) -> keras.optimizers.Optimizer:
@@ -31,17 +30,14 @@ def build_optimizer(config: Mapping[str, Any]) -> keras.optimizers.Optimizer:
         raise ConfigError([ConfigIssue("build_optimizer", p, m) for p, m in issues.items])
     class_name, own_args = BASE_OPTIMIZERS[resolved["name"]]
     kwargs = {key: resolved[key] for key in own_args if key not in _OWN_KEYS}
-    for key in _CLIP_KEYS:
-        if resolved[key] is not None:
-            kwargs[key] = resolved[key]
+    clip = {key: resolved[key] for key in CLIP_KEYS if resolved[key] is not None}
     learning_rate = resolved["learning_rate"]
     if resolved["schedule"] is not None:
         learning_rate = PiecewiseLinear(learning_rate, resolved["schedule"]["piecewise_linear"])
     base = getattr(keras.optimizers, class_name)
     tricks = Tricks.from_section(resolved)
     if not tricks.any:
-        return base(learning_rate=learning_rate, **kwargs)
-    clip = {key: kwargs.pop(key) for key in _CLIP_KEYS if key in kwargs}
+        return base(learning_rate=learning_rate, **kwargs, **clip)
     # Both named as the subclass that made the tricks before the wrapper was (`DerivedAdam`
     # gave "derived_adam"), so the checkpoints of earlier runs keep their variable paths.
     name = f"derived_{class_name.lower()}"

@@ -157,6 +157,7 @@ class DerivedOptimizer(keras.optimizers.Optimizer):
                          clipvalue=clipvalue, name=name or inner_optimizer.name)
         self.inner_optimizer = inner_optimizer
         self.tricks = tricks if isinstance(tricks, Tricks) else Tricks.from_dict(tricks)
+        self._trick_variables: list[keras.Variable] = []  # made by `build`
 
     # ---- what the wrapper passes through ------------------------------------------------
 
@@ -176,8 +177,7 @@ class DerivedOptimizer(keras.optimizers.Optimizer):
     @property
     def variables(self) -> list[keras.Variable]:
         """The inner optimizer's variables (its step counter and slots), then the tricks'."""
-        inner = self.inner_optimizer.variables
-        return inner + list(getattr(self, "_trick_variables", []))
+        return self.inner_optimizer.variables + self._trick_variables
 
     # ---- variables ----------------------------------------------------------------------
 
@@ -299,8 +299,8 @@ class DerivedOptimizer(keras.optimizers.Optimizer):
         indices = [self._position[id(v)] for v in variables]
         plans = [self._plans[i] for i in indices]
         learning_rate = self.inner_optimizer.learning_rate  # η at t = updates so far
-        rates = _Rates(learning_rate, tricks.weight_decay)
         updates = self.iterations + 1  # after this one
+        rates = _Rates(learning_rate, tricks.weight_decay, tricks.ema_momentum, updates)
         grads = clipping.clip(grads, self.clipnorm, self.global_clipnorm, self.clipvalue)
         grads = [ops.convert_to_tensor(g) if plan.lazy else g for g, plan in zip(grads, plans)]
         touched = {k: lazy.touched_rows(grads[k]) for k, plan in enumerate(plans) if plan.lazy}
@@ -316,8 +316,8 @@ class DerivedOptimizer(keras.optimizers.Optimizer):
             if plan.post_processed:  # a base that reads θ steps θ itself
                 before[k] = ops.copy(variable.value)
             stepped.append(variable)
+        slows = [self._slow[i] for i in indices] if tricks.lookahead_k else []
         if self._slow_from_first_update:
-            slows = [self._slow[i] for i in indices]
             control.run_if(ops.equal(self.iterations, 0),
                            lambda: [s.assign(v.value) for s, v in zip(slows, variables)],
                            written=slows, visible=variables)
@@ -336,20 +336,15 @@ class DerivedOptimizer(keras.optimizers.Optimizer):
             for slot, old in zip(self._lazy_slots[indices[k]], old_slots.get(k, [])):
                 slot.assign(lazy.keep_untouched(slot.value, old, touched[k]))
         if tricks.lookahead_k:
-            slows = [self._slow[i] for i in indices]
             control.run_if(ops.equal(updates % tricks.lookahead_k, 0),
                            lambda: [lookahead.synchronise(v, s, tricks.lookahead_alpha)
                                     for v, s in zip(variables, slows)],
                            written=variables + slows, visible=[])
         if tricks.ema_momentum is not None:
-            weights: dict[str, Any] = {}  # w_u once per dtype
             for i, variable in zip(indices, variables):
-                if variable.dtype not in weights:
-                    weights[variable.dtype] = ema.weight(tricks.ema_momentum, updates,
-                                                         variable.dtype)
                 average = self._average[i]
                 average.assign(ema.update(average.value, variable.value,
-                                          weights[variable.dtype]))
+                                          rates.ema_weight(variable.dtype)))
 
     def _base_step(self, grads: list, stepped: list, learning_rate) -> None:
         """The inner optimizer's step on `stepped` (variables or Δ buffers). In a
@@ -444,25 +439,34 @@ class DerivedOptimizer(keras.optimizers.Optimizer):
 
 
 class _Rates:
-    """η·m and η·m·wd of one update, each computed once per dtype and multiplier: in a
-    TensorFlow graph every scalar op counts, and a model shares a handful of them."""
+    """The scalars of one update (η·m, η·m·wd, the EMA's w_u), each computed once per dtype
+    and multiplier: in a TensorFlow graph every scalar op counts, and a model shares a
+    handful of them."""
 
-    def __init__(self, learning_rate, weight_decay_rate: float) -> None:
+    def __init__(self, learning_rate, weight_decay_rate: float, ema_momentum: float | None,
+                 updates) -> None:
         self.base, self.weight_decay = learning_rate, weight_decay_rate
+        self.ema_momentum, self.updates = ema_momentum, updates
         self._made: dict[tuple, Any] = {}
 
-    def learning_rate(self, dtype, multiplier: float):
-        key = ("eta", dtype, multiplier)
+    def _once(self, key: tuple, make) -> Any:
         if key not in self._made:
-            eta = ops.cast(self.base, dtype)
-            self._made[key] = eta if multiplier == 1.0 else eta * multiplier
+            self._made[key] = make()
         return self._made[key]
 
+    def learning_rate(self, dtype, multiplier: float):
+        def make():
+            eta = ops.cast(self.base, dtype)
+            return eta if multiplier == 1.0 else eta * multiplier
+        return self._once(("eta", dtype, multiplier), make)
+
     def decay(self, dtype, multiplier: float):
-        key = ("decay", dtype, multiplier)
-        if key not in self._made:
-            self._made[key] = self.learning_rate(dtype, multiplier) * self.weight_decay
-        return self._made[key]
+        return self._once(("decay", dtype, multiplier),
+                          lambda: self.learning_rate(dtype, multiplier) * self.weight_decay)
+
+    def ema_weight(self, dtype):
+        return self._once(("ema", dtype),
+                          lambda: ema.weight(self.ema_momentum, self.updates, dtype))
 
 
 def _delta_buffer(variable: keras.Variable) -> keras.Variable:

@@ -60,6 +60,9 @@ BASE_OPTIMIZERS: dict[str, tuple[str, dict[str, Spec]]] = {
     "adadelta": ("Adadelta", {"rho": _beta(0.95), "epsilon": _epsilon()}),
 }
 
+# The kinds of gradient clipping, one of which an optimizer may use.
+CLIP_KEYS = ("clipnorm", "global_clipnorm", "clipvalue")
+
 COMMON_FIELDS: dict[str, Spec] = {
     "name": Str("adam", "base optimizer", choices=list(BASE_OPTIMIZERS)),
     "learning_rate": Float(1e-3, "base learning rate η", min=0.0, min_exclusive=True),
@@ -102,7 +105,7 @@ COMMON_FIELDS: dict[str, Spec] = {
                           "variable (name regex -> multiplier; the first match applies)"),
 }
 def _check_combinations(config: dict[str, Any], path: str, issues: Issues) -> None:
-    clipping = [key for key in ("clipnorm", "global_clipnorm", "clipvalue")
+    clipping = [key for key in CLIP_KEYS
                 if config[key] is not None]
     if len(clipping) > 1:  # Keras takes one kind of clipping per optimizer
         issues.add(join(path, clipping[-1]),
