@@ -27,7 +27,7 @@ import yaml  # noqa: E402
 from runner_overhead import train_seconds  # noqa: E402
 from vqvae_input import make_demo_cache  # noqa: E402
 
-from blogml.config.loader import check_config  # noqa: E402
+from blogml.tasks.configs import check_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SHORT_EPOCHS, LONG_EPOCHS, BATCH_SIZE, IMAGES = 1, 3, 32, 1024

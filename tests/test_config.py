@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from blogml.cli.main import cli
 from blogml.config import parse_overrides
-from blogml.config.loader import check_config
 from blogml.errors import ConfigError
+from blogml.tasks.configs import check_config
 from tests.conftest import tiny_config, write_config
 
 

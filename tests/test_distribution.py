@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from blogml.config.loader import check_config
 from blogml.runners.events import read_events
+from blogml.tasks.configs import check_config
 from tests.conftest import REPO, assert_same_checkpoint, cli_env, tiny_config
 from tests.test_nl2sql_run import nl2sql_config
 from tests.test_vqvae_run import vqvae_config
@@ -107,7 +107,7 @@ setup = sys.argv.pop(1)
 if setup != "-":
     runpy.run_path(setup, run_name="setup")
 from blogml.cli.main import cli
-from blogml.runners.registry import Task  # no Keras yet: the run picks the backend
+from blogml.tasks.registry import Task  # no Keras yet: the run picks the backend
 
 def counting(runner_class):
     real = runner_class.write_samples

@@ -8,9 +8,9 @@ import re
 import pytest
 
 from blogml.config.schema import reference
-from blogml.runners.optbench.problems import PROBLEMS
-from blogml.runners.optbench.schema import problem_schema
-from blogml.runners.registry import TASKS
+from blogml.tasks.optbench import problem_schema
+from blogml.tasks.problems import PROBLEMS
+from blogml.tasks.registry import TASKS
 from tests.conftest import REPO
 
 SHARED = "Keys every task shares"

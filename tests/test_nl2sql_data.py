@@ -126,19 +126,19 @@ def span(question: str, alignment: Alignment) -> str:
 
 def test_a_value_written_as_is_aligns_verbatim():
     question = "城市是北京的楼盘，成交面积是多少"
-    assert align_value(question, "北京", "城市", "text") == Alignment("verbatim", 3, 5)
+    assert align_value(question, "北京", "城市") == Alignment("verbatim", 3, 5)
     question = "成交面积大于15万平的楼盘"
-    assert align_value(question, "15", AREA, "real") == Alignment("verbatim", 6, 8)
+    assert align_value(question, "15", AREA) == Alignment("verbatim", 6, 8)
 
 
 def test_a_number_aligns_only_as_a_whole_number():
     question = "面积大于12且价格为1的楼盘"
-    assert align_value(question, "1", "价格(元)", "real") == Alignment("verbatim", 10, 11)
-    assert align_value("面积大于12的楼盘", "1", "价格(元)", "real").kind == "failed"
-    assert align_value("评分高于1.5的电影", "5", "评分", "real").kind == "failed"
-    assert align_value("票房超过1,200的", "200", "票房", "real").kind == "failed"
-    assert align_value("票房超过1,200的", "1200", "票房", "real") == Alignment("normalised", 4, 9)
-    assert align_value("排名第十五的", "五", "排名", "text").kind == "failed"  # 五 inside 十五
+    assert align_value(question, "1", "价格(元)") == Alignment("verbatim", 10, 11)
+    assert align_value("面积大于12的楼盘", "1", "价格(元)").kind == "failed"
+    assert align_value("评分高于1.5的电影", "5", "评分").kind == "failed"
+    assert align_value("票房超过1,200的", "200", "票房").kind == "failed"
+    assert align_value("票房超过1,200的", "1200", "票房") == Alignment("normalised", 4, 9)
+    assert align_value("排名第十五的", "五", "排名").kind == "failed"  # 五 inside 十五
 
 
 @pytest.mark.parametrize("question, value, header, expected", [
@@ -156,32 +156,32 @@ def test_a_number_aligns_only_as_a_whole_number():
     ("2019年第四周的票房", "4", "周", "四"),
 ])
 def test_numbers_written_differently_align_normalised(question, value, header, expected):
-    alignment = align_value(question, value, header, "real")
+    alignment = align_value(question, value, header)
     assert alignment.kind == "normalised"
     assert span(question, alignment) == expected
 
 
 def test_a_slightly_different_text_aligns_fuzzy_and_a_different_one_fails():
     question = "世茂悦府的均价是多少"
-    assert align_value(question, "世茂茂悦府", "楼盘", "text") == Alignment("fuzzy", 0, 4)
-    assert align_value("北京市的楼盘", "北京", "城市", "text").kind == "verbatim"
-    assert align_value("北京的楼盘", "北京市", "城市", "text") == Alignment("fuzzy", 0, 2)
+    assert align_value(question, "世茂茂悦府", "楼盘") == Alignment("fuzzy", 0, 4)
+    assert align_value("北京市的楼盘", "北京", "城市").kind == "verbatim"
+    assert align_value("北京的楼盘", "北京市", "城市") == Alignment("fuzzy", 0, 2)
     # One character of two is no evidence, a substitution in four characters neither.
-    assert align_value("北海的楼盘", "北京", "城市", "text").kind == "failed"
-    assert align_value("世茂天府的均价", "世茂悦府", "楼盘", "text").kind == "failed"
+    assert align_value("北海的楼盘", "北京", "城市").kind == "failed"
+    assert align_value("世茂天府的均价", "世茂悦府", "楼盘").kind == "failed"
     # Numbers never align fuzzily.
-    assert align_value("票房12346万", "12345", "票房(万元)", "real").kind == "failed"
+    assert align_value("票房12346万", "12345", "票房(万元)").kind == "failed"
 
 
 def test_text_differing_in_width_or_case_aligns_normalised():
     question = "车型是ＩＰＨＯＮＥ的"
-    assert align_value(question, "iPhone", "车型", "text") == Alignment("normalised", 3, 9)
+    assert align_value(question, "iPhone", "车型") == Alignment("normalised", 3, 9)
 
 
 def test_a_second_condition_takes_another_mention_of_the_same_value():
     question = "上映天数大于5或评分等于5的电影"
-    first = align_value(question, "5", "上映天数", "real")
-    second = align_value(question, "5", "评分", "real", taken=[(first.start, first.end)])
+    first = align_value(question, "5", "上映天数")
+    second = align_value(question, "5", "评分", taken=[(first.start, first.end)])
     assert (first.start, second.start) == (6, 12)
     table = Table("t", "Table_t", "", ["天数", "评分"], ["real", "real"], [])
     sql = {"sel": [0], "agg": [0], "cond_conn_op": 2, "conds": [[0, 0, "5"], [1, 2, "5"]]}
@@ -217,7 +217,7 @@ def test_value_from_span_inverts_every_normalised_alignment():
                    "unit": lambda: to_chinese(gold, liang=liang) + "万平",
                    "base": lambda: to_chinese(round(gold * 10**4), liang=liang) + "平"}[form]()
         question = f"成交面积大于{written}的楼盘"
-        alignment = align_value(question, format_number(gold), AREA, "real")
+        alignment = align_value(question, format_number(gold), AREA)
         assert alignment.kind == "normalised", question
         decoded = value_from_span(span(question, alignment), AREA, "real")
         assert float(decoded) == pytest.approx(gold, rel=1e-12), question

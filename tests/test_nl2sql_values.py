@@ -109,29 +109,29 @@ def test_value_from_span_leaves_text_columns_as_they_are():
     ("7月17在北美上映的", "2019-07-17", "7月17"),  # a day without 日 after its month
 ])
 def test_dates_said_another_way_align_as_dates(question, value, mention):
-    assert align_value(question, value, "日期", "text") == at(question, mention, "date")
+    assert align_value(question, value, "日期") == at(question, mention, "date")
 
 
 def test_a_date_prefers_the_mention_with_every_part():
     question = "2015年7月生产、7月4日出厂、2015年7月4号检验的"
-    assert align_value(question, "2015-07-04", "日期", "text") == \
+    assert align_value(question, "2015-07-04", "日期") == \
         at(question, "2015年7月4号", "date")
     question = "2015年7月生产、7月4日出厂的"  # no whole date: the day before the year
-    assert align_value(question, "2015-07-04", "日期", "text") == at(question, "7月4日", "date")
+    assert align_value(question, "2015-07-04", "日期") == at(question, "7月4日", "date")
     question = "2015年7月生产的"  # a dated day said by its month: the best there is
-    assert align_value(question, "2015-07-04", "日期", "text") == \
+    assert align_value(question, "2015-07-04", "日期") == \
         at(question, "2015年7月", "date")
 
 
 def test_a_date_never_aligns_to_another_date():
-    assert align_value("2012年1月的销量", "2012年3月", "月份", "text") == FAILED
-    assert align_value("2015年的销量", "2015-07-04", "日期", "text") == FAILED  # a year alone
-    assert align_value("10号线的站点", "2019-10-10", "日期", "text") == FAILED  # a day alone
+    assert align_value("2012年1月的销量", "2012年3月", "月份") == FAILED
+    assert align_value("2015年的销量", "2015-07-04", "日期") == FAILED  # a year alone
+    assert align_value("10号线的站点", "2019-10-10", "日期") == FAILED  # a day alone
 
 
 def test_a_year_of_a_real_column_aligns_and_decodes_to_the_year():
     question = "哪些证券15年增发价大于20"
-    alignment = align_value(question, "2015", "定增年度", "real")
+    alignment = align_value(question, "2015", "定增年度")
     assert alignment == at(question, "15年", "date")
     assert value_from_span("15年", "定增年度", "real") == "2015"
 
@@ -151,27 +151,27 @@ def test_a_year_of_a_real_column_aligns_and_decodes_to_the_year():
     ("需要录用两个人的岗位", "2人", "两个人"),
 ])
 def test_quantities_align_by_amount_unit_and_what_they_are_per(question, value, mention):
-    assert align_value(question, value, "规格", "text") == at(question, mention, "quantity")
+    assert align_value(question, value, "规格") == at(question, mention, "quantity")
 
 
 def test_a_real_column_in_a_measure_unit_aligns_converted_and_decodes_back():
     question = "重量超过0.3千克的包裹"
-    alignment = align_value(question, "300", "重量(克)", "real")
+    alignment = align_value(question, "300", "重量(克)")
     assert alignment == at(question, "0.3千克", "normalised")
     assert value_from_span("0.3千克", "重量(克)", "real") == "300"
-    assert align_value("重量超过5千克的", "5000", "重量(克)", "real").kind == "normalised"
+    assert align_value("重量超过5千克的", "5000", "重量(克)").kind == "normalised"
 
 
 def test_a_multiplier_the_header_lacks_aligns_as_unit():
     question = "总资产超过一百亿的证券"
-    alignment = align_value(question, "100", "总资产", "real")
+    alignment = align_value(question, "100", "总资产")
     assert alignment == at(question, "一百", "unit")  # the rest decodes to the gold value
     assert value_from_span("一百", "总资产", "real") == "100"
     question = "租赁收入超过了7千万的公司"  # 70000 in thousands: no span decodes to it
-    assert align_value(question, "70000", "租赁收入", "real") == at(question, "7千万", "unit")
+    assert align_value(question, "70000", "租赁收入") == at(question, "7千万", "unit")
     # When the header says its unit, the numeral is normalised, not a unit guess.
-    assert align_value(question, "7000", "租赁收入(万元)", "real").kind == "normalised"
-    assert align_value("收入超过30万的", "7", "收入", "real") == FAILED  # no unit's factor
+    assert align_value(question, "7000", "租赁收入(万元)").kind == "normalised"
+    assert align_value("收入超过30万的", "7", "收入") == FAILED  # no unit's factor
 
 
 def test_zero_said_as_a_sign_aligns_with_its_operator():
@@ -205,7 +205,7 @@ def test_zero_said_as_a_sign_aligns_with_its_operator():
     ("黄土坎的那个支行招几个人", "黄土坎支行", "黄土坎"),
 ])
 def test_a_shorter_or_longer_form_of_a_name_aligns_as_cell(question, value, mention):
-    assert align_value(question, value, "名称", "text") == at(question, mention, "cell")
+    assert align_value(question, value, "名称") == at(question, mention, "cell")
 
 
 @pytest.mark.parametrize("question, value", [
@@ -217,15 +217,15 @@ def test_a_shorter_or_longer_form_of_a_name_aligns_as_cell(question, value, ment
     ("出版社叫九州的那本", "九州出版社"),
 ])
 def test_too_little_evidence_does_not_align(question, value):
-    assert align_value(question, value, "名称", "text") == FAILED
+    assert align_value(question, value, "名称") == FAILED
 
 
 def test_the_column_cells_keep_a_short_form_from_naming_the_wrong_cell():
     question = "中国银行的网点有几个"
-    assert align_value(question, "中国建设银行", "银行", "text").kind == "fuzzy"
-    assert align_value(question, "中国建设银行", "银行", "text",
+    assert align_value(question, "中国建设银行", "银行").kind == "fuzzy"
+    assert align_value(question, "中国建设银行", "银行",
                        cells=["中国建设银行", "中国银行"]) == FAILED
-    assert align_value("保利的股价", "保利地产", "公司", "text",
+    assert align_value("保利的股价", "保利地产", "公司",
                        cells=["保利地产", "保利发展"]) == Alignment("cell", 0, 2)  # a tie
 
 
@@ -234,7 +234,7 @@ def test_characters_of_an_enumeration_name_the_values_they_start():
     assert conditions(question, [[0, 2, "北京"], [0, 2, "上海"], [0, 2, "广州"]],
                       ["城市", "库存"], ["text", "real"]) == [
         Alignment("cell", 0, 1), Alignment("cell", 1, 2), Alignment("cell", 2, 3)]
-    assert align_value(question, "北京", "城市", "text") == FAILED  # alone, 北 is no evidence
+    assert align_value(question, "北京", "城市") == FAILED  # alone, 北 is no evidence
 
 
 # ---- spans stay right -----------------------------------------------------------------
@@ -251,7 +251,7 @@ def test_a_span_is_never_taken_by_two_different_values():
     assert spans(question, conditions(question, [[0, 2, "2012年1月"], [0, 2, "2012年3月"]],
                                       ["月份", "销量"], ["text", "real"])) == ["12年1月", "12年3月"]
     # A month alone is too little for a month of a year: it may be of another year.
-    assert align_value("2012年1月和3月的销量", "2012年3月", "月份", "text") == FAILED
+    assert align_value("2012年1月和3月的销量", "2012年3月", "月份") == FAILED
 
 
 def test_equal_values_may_share_a_span_and_nested_values_may_nest():
@@ -289,7 +289,7 @@ def test_a_claimed_mention_inside_a_name_is_masked_not_reused():
     ("一盒30克（3克×10袋）的", "30克（3克×10袋）/盒", "盒30克（3克×10袋）"),  # bracket and all
 ])
 def test_fuzzy_spans_cover_the_whole_mention_and_no_more(question, value, mention):
-    assert align_value(question, value, "名称", "text") == at(question, mention, "fuzzy")
+    assert align_value(question, value, "名称") == at(question, mention, "fuzzy")
 
 
 # ---- snapping a span to a cell --------------------------------------------------------

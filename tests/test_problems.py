@@ -6,12 +6,12 @@ import keras
 import numpy as np
 import pytest
 
-from blogml.config.loader import check_config
 from blogml.data.synthetic import bag_splits, rosenbrock_noise_splits, zipf_probabilities
 from blogml.runners import checkpoint as ckpt
 from blogml.runners.launch import build_runner
-from blogml.runners.optbench.problems import PROBLEMS
 from blogml.runners.rundir import RunDir
+from blogml.tasks.configs import check_config
+from blogml.tasks.problems import PROBLEMS
 
 pytestmark = [pytest.mark.backend_neutral, pytest.mark.models]  # CI: JAX and torch too
 

@@ -95,7 +95,7 @@ import atexit, os, sys
 
 sys.path.insert(0, {repo!r})  # the script runs in a tmp folder; tests/ is imported from here
 from blogml.cli.main import cli
-from blogml.runners.registry import Task
+from blogml.tasks.registry import Task
 from tests.conftest import signalling_batches
 
 stop_at = int(os.environ.get("STOP_AT_STEP", "0"))

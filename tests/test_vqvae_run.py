@@ -113,10 +113,12 @@ def test_prior_trains_on_the_codes_and_samples_images(in_tmp, faces, monkeypatch
     assert {p.name for p in (in_tmp / "runs/prior/samples").iterdir()} == {
         f"samples_{step:07d}.png" for step in (5, 10, 15, 18)}
 
-    # Encoded once, into the vqvae run's cache; a second prior run on the same checkpoint
-    # and `blogml sample` read the cache: nothing encoded, the file untouched.
-    cache = in_tmp / "runs/vq/codes_best.h5"
+    # Encoded once, into the prior run's own cache (the VQ-VAE run is only read): a second
+    # prior run encodes into its own, and `blogml sample` reads the first run's cache:
+    # nothing encoded, the file untouched.
+    cache = in_tmp / "runs/prior/codes_best.h5"
     assert sorted(encoded) == ["train", "val"]
+    assert not (in_tmp / "runs/vq/codes_best.h5").exists()
     before = cache.stat()
     encoded.clear()
     again = {**prior, "run_dir": "runs/prior2", "seed": 1,
@@ -124,6 +126,9 @@ def test_prior_trains_on_the_codes_and_samples_images(in_tmp, faces, monkeypatch
     (in_tmp / "prior2.yaml").write_text(yaml.safe_dump(again))
     result = invoke("train", str(in_tmp / "prior2.yaml"))
     assert result.exit_code == 0, result.output
+    assert sorted(encoded) == ["train", "val"]
+    assert (in_tmp / "runs/prior2/codes_best.h5").is_file()
+    encoded.clear()
     sampled = invoke("sample", "runs/prior", "-n", "6", "--output", "six.png")
     assert sampled.exit_code == 0, sampled.output
     assert encoded == []

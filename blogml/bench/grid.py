@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from blogml.bench.schema import BENCH, TASK_PARTS, Sound, check_references, optimizers_of
-from blogml.config.loader import LoadedConfig, check_config, read_yaml
+from blogml.config.loader import LoadedConfig, read_yaml
 from blogml.config.schema import Issues
 from blogml.errors import ConfigError, ConfigIssue
+from blogml.tasks.configs import check_config
 
 
 @dataclass(frozen=True)

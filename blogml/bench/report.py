@@ -10,7 +10,7 @@ from typing import Any
 from blogml.bench.claims import ClaimResult
 from blogml.bench.grid import Bench
 from blogml.bench.schema import optimizers_of
-from blogml.runners.optbench.problems import PROBLEMS
+from blogml.tasks.problems import PROBLEMS
 
 
 def significant(value: float, digits: int) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from blogml.bench.grid import Bench, Cell
-from blogml.optimizers.schema import CLIP_KEYS
+from blogml.config.optimizer import CLIP_KEYS
 from blogml.runners.events import read_events
 from blogml.runners.rundir import RunDir, effective_status, write_text_atomic
 

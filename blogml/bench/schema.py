@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from blogml.config.common import Template
+from blogml.config.optimizer import OPTIMIZER
 from blogml.config.schema import (
     Float,
     Int,
@@ -36,8 +37,7 @@ from blogml.config.schema import (
     show,
     suggest,
 )
-from blogml.optimizers.schema import OPTIMIZER
-from blogml.runners.optbench.schema import SCHEMA as OPTBENCH
+from blogml.tasks.optbench import SCHEMA as OPTBENCH
 
 TASK_PARTS = ("data", "model", "train")  # a problem's sections that go into its runs' configs
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

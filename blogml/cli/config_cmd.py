@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from blogml.cli.options import set_option
-from blogml.config import dump_config, load_configs, parse_overrides
+from blogml.config import dump_config, parse_overrides
 
 
 @click.group()
@@ -18,6 +18,8 @@ def config() -> None:
 @set_option
 def show(config_file: str, overrides: tuple[str, ...]) -> None:
     """Print CONFIG fully resolved: every default filled in, overrides applied."""
+    from blogml.tasks.configs import load_configs  # the schemas: lazily, for --help
+
     (loaded,) = load_configs([config_file], parse_overrides(overrides))
     click.echo(dump_config(loaded.values), nl=False)
 
@@ -35,6 +37,8 @@ def check(config_files: tuple[str, ...], overrides: tuple[str, ...], with_data: 
     Without --data only the configs are read (nothing heavy is imported); --data is
     opt-in because it opens data files, which may be large or on slow storage.
     """
+    from blogml.tasks.configs import load_configs  # the schemas: lazily, for --help
+
     configs = load_configs(config_files, parse_overrides(overrides))
     if with_data:
         from blogml.runners.preflight import check_data

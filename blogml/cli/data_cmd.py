@@ -107,7 +107,7 @@ def check_nl2sql(directory: str, as_json: bool, ceiling: bool, vocab: str | None
     Exit 0 with a report, invalid records included; exit 2 if DIR holds no split.
     """
     from blogml.cli.table import render_table
-    from blogml.data.nl2sql import check_dataset
+    from blogml.data.nl2sql_report import check_dataset
     from blogml.data.nl2sql_values import KINDS
 
     report = check_dataset(directory)
@@ -183,9 +183,11 @@ def prepare_celeba(src: str, out: str, size: str, crop: int | None, split_file: 
     Unreadable images are skipped and listed (exit 0); exit 2 if none could be read.
     """
     from blogml.data.celeba import prepare_celeba as convert
+    from blogml.runners.console import interactive
 
     prepared = convert(src, out, int(size), crop, split_file, seed,
-                       notify=lambda message: click.echo(message, err=True))
+                       notify=lambda message: click.echo(message, err=True),
+                       progress_bar=interactive())
     crop_text = f"{prepared.crop} px" if prepared.crop else "largest square"
     click.echo(f"wrote {prepared.path}: {prepared.size}x{prepared.size}, "
                + ", ".join(f"{split} {n}" for split, n in prepared.counts.items())

@@ -19,7 +19,7 @@ import click
               help="Also score as the official evaluation does, quirks included (\"official\").")
 def score(gold: str, pred: str, db: str, tables: str | None, official: bool) -> None:
     """Logical-form and execution accuracy, competition score and per-component accuracy."""
-    from blogml.metrics.nl2sql import score_files
+    from blogml.metrics.nl2sql_files import score_files
 
     result = score_files(Path(gold), Path(pred), Path(db), Path(tables) if tables else None,
                          official=official)

@@ -8,7 +8,7 @@ import click
 
 from blogml.cli.options import set_option
 from blogml.cli.table import format_metric, format_seconds, render_table
-from blogml.config import load_configs, parse_overrides
+from blogml.config import parse_overrides
 from blogml.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
 
@@ -44,6 +44,7 @@ def train(config_files: tuple[str, ...], overrides: tuple[str, ...], run_dir: st
     """
     from blogml.runners.launch import config_from_run_dir, discard, execute, plan_runs
     from blogml.runners.preflight import check_data
+    from blogml.tasks.configs import load_configs
 
     if config_files:
         configs = load_configs(config_files, parse_overrides(overrides))

@@ -8,8 +8,8 @@ import string
 from typing import Any
 
 from blogml.config.distribution import DISTRIBUTION, check_distribution
+from blogml.config.optimizer import OPTIMIZER
 from blogml.config.schema import Choice, Int, Issues, Section, Spec, Str, suggest
-from blogml.optimizers.schema import OPTIMIZER
 
 BACKENDS = ["tensorflow", "jax", "torch"]
 RUN_DIR_FIELDS = ["task", "time", "config", "seed"]

@@ -1,4 +1,5 @@
-"""Read YAML configs, apply `--set` overrides, check them against their task's schema."""
+"""Read YAML configs and apply `--set` overrides; `blogml.tasks.configs` checks them against
+their task's schema."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from blogml.config.schema import Issues, show, suggest
+from blogml.config.schema import Issues, show
 from blogml.errors import ConfigError, ConfigIssue
 
 OVERRIDE_SOURCE = "--set"
@@ -51,6 +52,16 @@ def parse_overrides(items: list[str] | tuple[str, ...]) -> list[tuple[str, Any]]
     if issues:
         raise ConfigError(issues)
     return pairs
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[tuple[str, Any]] | tuple,
+                    issues: Issues) -> dict[str, Any]:
+    """A copy of `raw` with each (key.path, value) set; a path through a value that is not a
+    mapping is reported in `issues`."""
+    raw = copy.deepcopy(raw)
+    for key, value in overrides:
+        _apply_override(raw, key, value, issues)
+    return raw
 
 
 def _apply_override(raw: dict[str, Any], key: str, value: Any, issues: Issues) -> None:
@@ -136,44 +147,6 @@ def read_yaml(path: str) -> tuple[dict[str, Any] | None, str | None]:
     if not isinstance(raw, dict):
         return None, f"must be a YAML mapping of keys, got {show(raw)}"
     return raw, None
-
-
-def check_config(raw: dict[str, Any], source: str,
-                 overrides: list[tuple[str, Any]] = ()) -> tuple[dict[str, Any], list[ConfigIssue]]:
-    """Resolve one raw config: overrides applied, task schema checked, defaults filled in."""
-    from blogml.runners.registry import TASKS
-
-    issues = Issues()
-    raw = copy.deepcopy(raw)
-    for key, value in overrides:
-        _apply_override(raw, key, value, issues)
-    resolved: dict[str, Any] = {}
-    task = raw.get("task")
-    if task is None:
-        issues.add("task", "missing required key; one of: " + ", ".join(TASKS))
-    elif task not in TASKS:
-        issues.add("task", f"unknown task {show(task)}; {suggest(str(task), list(TASKS))}")
-    else:
-        resolved = TASKS[task].schema.check(raw, "", issues)
-    return resolved, [ConfigIssue(source, path, message) for path, message in issues.items]
-
-
-def load_configs(paths: list[str] | tuple[str, ...],
-                 overrides: list[tuple[str, Any]] = ()) -> list[LoadedConfig]:
-    """Load and check every config; raise one ConfigError listing the problems of all of them."""
-    loaded, problems = [], []
-    for path in paths:
-        raw, reason = read_yaml(path)
-        if raw is None:
-            problems.append(ConfigIssue(path, "", reason))
-            continue
-        values, issues = check_config(raw, path, overrides)
-        problems.extend(issues)
-        if not issues:
-            loaded.append(LoadedConfig(path, values))
-    if problems:
-        raise ConfigError(problems)
-    return loaded
 
 
 def dump_config(values: dict[str, Any]) -> str:

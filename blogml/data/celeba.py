@@ -24,7 +24,6 @@ from tqdm import tqdm
 
 from blogml import locks
 from blogml.errors import BlogmlError
-from blogml.runners.console import interactive
 
 SPLITS = ("train", "val", "test")
 IMAGE_FOLDER = "img_align_celeba"
@@ -281,8 +280,11 @@ class Prepared:
 
 def prepare_celeba(src: str | Path, out: str | Path, size: int = 64, crop: int | None = None,
                    split_file: str | Path | None = None, seed: int = 0,
-                   notify: Callable[[str], None] = lambda message: None) -> Prepared:
+                   notify: Callable[[str], None] = lambda message: None,
+                   progress_bar: bool = False) -> Prepared:
     """Convert the images of `src` to `out` (HDF5): per split, uint8 (n, size, size, 3).
+    `notify` receives one line per note, `progress_bar` shows a tqdm bar on stderr (the
+    caller knows whether stderr is a terminal).
 
     Streams image by image and writes every BLOCK images to `out.partial`, whose per-split
     `done` counters say how far it got; the same call after a kill continues from there and
@@ -309,11 +311,11 @@ def prepare_celeba(src: str | Path, out: str | Path, size: int = 64, crop: int |
         notify(note)
     out.parent.mkdir(parents=True, exist_ok=True)
     with locks.exclusive(out.with_name(out.name + ".lock"), str(out)):
-        return _prepare_locked(source, out, size, arguments, notify)
+        return _prepare_locked(source, out, size, arguments, notify, progress_bar)
 
 
 def _prepare_locked(source: Source, out: Path, size: int, arguments: str,
-                    notify: Callable[[str], None]) -> Prepared:
+                    notify: Callable[[str], None], progress_bar: bool) -> Prepared:
     """The conversion, by the one process holding `out`'s lock (a second `data prepare`
     to the same file would otherwise delete or rewind this one's partial file)."""
     if out.exists():  # finished by the process that held the lock before
@@ -321,7 +323,7 @@ def _prepare_locked(source: Source, out: Path, size: int, arguments: str,
     partial = out.with_name(out.name + ".partial")
     with _open_partial(partial, arguments, source, size, notify) as h5:
         try:
-            _convert(h5, source, size)
+            _convert(h5, source, size, progress_bar)
         except KeyboardInterrupt:
             done = sum(int(h5[split].attrs["done"]) for split in SPLITS)
             notify(f"{partial}: interrupted after {done} of {source.total} images; the same "
@@ -427,11 +429,11 @@ def _append(dataset: h5py.Dataset, rows: list) -> None:
         dataset[start:] = np.array(rows, dtype=dataset.dtype)
 
 
-def _convert(h5: h5py.File, source: Source, size: int) -> None:
+def _convert(h5: h5py.File, source: Source, size: int, progress_bar: bool) -> None:
     """Convert what is not done yet, block by block: data first, then the counters."""
     done = {split: int(h5[split].attrs["done"]) for split in SPLITS}
     with tqdm(total=source.total, initial=sum(done.values()), unit="img", desc="prepare",
-              disable=not interactive(), dynamic_ncols=True, file=sys.stderr) as bar:
+              disable=not progress_bar, dynamic_ncols=True, file=sys.stderr) as bar:
         for split in SPLITS:
             names = source.splits[split]
             for start in range(done[split], len(names), BLOCK):

@@ -155,7 +155,6 @@ class _Condition:
     question: str
     value: str
     header: str
-    column_type: str
     op: int | None = None
     cells: Sequence[str] = ()
     siblings: tuple[str, ...] = ()  # the values of the question's other conditions on the column
@@ -536,11 +535,11 @@ def _align(condition: _Condition, kind: str) -> Alignment | None:
     return Alignment(kind, *spans[ranked[0][1]]) if ranked else None
 
 
-def align_value(question: str, value: Any, header: str, column_type: str, *,
+def align_value(question: str, value: Any, header: str, *,
                 taken: Sequence[tuple[int, int]] = (), op: int | None = None,
                 cells: Sequence[str] = ()) -> Alignment:
-    """Where condition `value` (of column `header`, type text or real, operator `op`) is in
-    `question`: the first kind of `KINDS` that finds it, within a kind the leftmost span.
+    """Where condition `value` (of column `header`, operator `op`) is in `question`: the
+    first kind of `KINDS` that finds it, within a kind the leftmost span.
 
     `taken`: spans that other conditions of an equal value took, avoided while another
     span is found (a second condition on 5 takes the second 5); `align_conditions` also
@@ -548,7 +547,7 @@ def align_value(question: str, value: Any, header: str, column_type: str, *,
     fuzzy form from naming the wrong one. A numeric value found verbatim is a whole number
     there (gold 1 does not match inside 12).
     """
-    condition = _Condition(question, str(value).strip(), header, column_type, op, cells)
+    condition = _Condition(question, str(value).strip(), header, op, cells)
     condition.claims = [_Claim(start, end, condition.key, "") for start, end in taken]
     for kind in KINDS[:-1]:
         found = _align(condition, kind)
@@ -569,7 +568,7 @@ def align_conditions(question: Question, table: Table) -> list[Alignment]:
     values are equal, and an equal value prefers a mention of its own."""
     conds = (question.sql or {}).get("conds", [])
     conditions = [_Condition(question.question, str(value).strip(), table.header[column],
-                             table.types[column], op, _column_cells(table, column),
+                             op, _column_cells(table, column),
                              tuple(str(other).strip() for j, (other_column, _, other)
                                    in enumerate(conds) if other_column == column and j != i))
                   for i, (column, op, value) in enumerate(conds)]
@@ -701,7 +700,7 @@ def _named_cell(text: str, cells: Sequence[str]) -> str | None:
             return cells[min(ranked)[1]]
     if number_spans(text):
         for cell in cells:
-            if _quantity_value(str(cell)) and _quantity(_Condition(text, str(cell), "", "text")):
+            if _quantity_value(str(cell)) and _quantity(_Condition(text, str(cell), "")):
                 return cell
     said = _canonical(text)[0]
     counts = Counter(letters(said)) | Counter(letters(text))  # numerals either way

@@ -73,6 +73,7 @@ class NL2SQLModel(keras.Model):
         # No bias: one number added to every column's score leaves the softmax over columns
         # unchanged, so its gradient is pure rounding, which Adam would turn into full steps.
         self.link_score = layers.Dense(1, use_bias=False, name="link_score")
+        # Keras tracks metrics set as attributes (in a dict too): `self.metrics` lists these.
         self.head_trackers = {name: keras.metrics.Mean(name=f"{name}_loss") for name in HEADS}
 
     def call(self, inputs: dict, training: bool = False) -> dict:
@@ -116,7 +117,3 @@ class NL2SQLModel(keras.Model):
             # loss; the logs are averaged over the replicas.
             self.head_trackers[name].update_state(loss * replicas.count())
         return self.get_metrics_result()
-
-    @property
-    def metrics(self) -> list:
-        return [*super().metrics, *self.head_trackers.values()]

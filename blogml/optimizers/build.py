@@ -7,11 +7,11 @@ from typing import Any
 
 import keras
 
+from blogml.config.optimizer import BASE_OPTIMIZERS, CLIP_KEYS, OPTIMIZER
 from blogml.config.schema import Issues
 from blogml.errors import ConfigError, ConfigIssue
 from blogml.optimizers.derived import DerivedOptimizer, Tricks
 from blogml.optimizers.schedules import PiecewiseLinear
-from blogml.optimizers.schema import BASE_OPTIMIZERS, CLIP_KEYS, OPTIMIZER
 
 # Keys of the section that are blogml's tricks, not arguments of the Keras class.
 _OWN_KEYS = {"weight_decay"}

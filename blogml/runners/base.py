@@ -34,7 +34,7 @@ from blogml.errors import (
 )
 from blogml.optimizers import build_optimizer
 from blogml.runners import checkpoint as ckpt
-from blogml.runners import distribution, precision
+from blogml.runners import precision, strategies
 from blogml.runners.console import progress_bar
 from blogml.runners.events import EventLog, read_events
 from blogml.runners.plots import plot_curves
@@ -121,7 +121,7 @@ class BaseRunner:
         or a run loaded by another run)."""
         keras.utils.set_random_seed(self.config["seed"])
         strategy = self.config["distribution"]["strategy"] if distributed else "none"
-        self.distribution = distribution.create({**self.config["distribution"],
+        self.distribution = strategies.create({**self.config["distribution"],
                                                  "strategy": strategy},
                                                 self.train_config["batch_size"])
         policy = precision.policy_name(self.train_config["mixed_precision"])

@@ -5,7 +5,8 @@ model and optimizer in, and one training, evaluation or prediction step on a glo
 process writes the run directory is `workers.is_chief_process`, decided before Keras
 starts). `none` is the plain single-device path; `data_parallel` is
 keras.distribution.DataParallel (JAX shards each batch itself inside `train_on_batch`);
-`mirrored` and `multi_worker` are tf.distribute strategies, behind `distribute_tf`.
+`mirrored` and `multi_worker` are tf.distribute strategies, behind `distribute_tf`;
+`strategies.create` picks one from the config.
 """
 
 from __future__ import annotations
@@ -62,24 +63,3 @@ class DataParallel(Distribution):
 
     def close(self) -> None:
         keras.distribution.set_distribution(None)
-
-
-def create(section: dict[str, Any], batch_size: int) -> Distribution:
-    """The distribution of a resolved `distribution:` section, for a global batch of
-    `batch_size` (`train.batch_size`), which must give each replica an equal slice."""
-    strategy = section["strategy"]
-    if strategy == "none":
-        return Distribution()
-    if strategy == "data_parallel":
-        distribution: Distribution = DataParallel(section["devices"])
-    else:
-        from blogml.runners import distribute_tf
-
-        distribution = distribute_tf.TFStrategy(strategy, section["devices"],
-                                                section["timeout"])
-    if batch_size % distribution.replicas:
-        distribution.close()
-        raise BlogmlError(f"train.batch_size: {batch_size} does not split evenly over the "
-                          f"{distribution.replicas} replicas of distribution.strategy "
-                          f"{strategy}; make it a multiple of {distribution.replicas}")
-    return distribution

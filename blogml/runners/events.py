@@ -11,7 +11,9 @@ from blogml.runners.rundir import RunDir, write_text_atomic
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:
-    """All events of a metrics.jsonl; a torn last line (a killed writer) is skipped."""
+    """The events of a metrics.jsonl, in file order. Every line that is not valid JSON is
+    skipped, wherever it is (a torn last line from a killed writer, a blank line, any
+    other); a missing file gives []."""
     events = []
     try:
         with open(path, encoding="utf-8") as handle:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from blogml import locks
-from blogml.config.loader import LoadedConfig, check_config, dump_config
+from blogml.config.loader import LoadedConfig, dump_config
 from blogml.errors import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -36,9 +36,10 @@ from blogml.errors import (
     os_error_exit_code,
 )
 from blogml.runners.console import run_logging
-from blogml.runners.rundir import RunDir, effective_status, write_text_atomic
+from blogml.runners.rundir import RunDir, effective_status, format_run_dir, write_text_atomic
 from blogml.runners.signals import StopSignal
 from blogml.runners.workers import is_chief_process
+from blogml.tasks.configs import check_config
 
 log = logging.getLogger("blogml")
 
@@ -83,12 +84,6 @@ def _differences(a: Any, b: Any, path: str = "") -> list[str]:
         return [d for k in keys
                 for d in _differences(a.get(k), b.get(k), f"{path}.{k}".lstrip("."))]
     return [] if a == b else [path]
-
-
-def format_run_dir(loaded: LoadedConfig, when: str) -> str:
-    values = loaded.values
-    return values["run_dir"].format(task=values["task"], time=when, config=loaded.name,
-                                    seed=values["seed"])
 
 
 def _find_previous(loaded: LoadedConfig) -> RunDir | None:
@@ -250,7 +245,7 @@ def build_runner(loaded: LoadedConfig, run_dir: RunDir, fresh_session: bool = Tr
     `distributed=False` builds it on one device whatever its `distribution.strategy` (to
     evaluate, predict or sample, or inside another run).
     """
-    from blogml.runners.registry import TASKS
+    from blogml.tasks.registry import TASKS
 
     select_backend(loaded.values["backend"])
     if fresh_session:
@@ -283,7 +278,7 @@ def trained_runner(run_dir: str, checkpoint: str = "best") -> tuple[Any, Any]:
 def evaluate_run(run_dir: str, checkpoint: str, split: str) -> dict[str, Any]:
     """Metrics of `split` with a checkpoint's weights (the EMA ones when the run keeps
     an EMA for evaluation). `write_evaluation` keeps them in the run dir."""
-    from blogml.runners.registry import TASKS
+    from blogml.tasks.registry import TASKS
 
     config = config_from_run_dir(run_dir)
     select_backend(config.values["backend"])  # the runner's module imports Keras

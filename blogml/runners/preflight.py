@@ -17,8 +17,8 @@ from typing import Any
 
 from blogml.config.loader import LoadedConfig
 from blogml.errors import ConfigError, ConfigIssue
-from blogml.runners.launch import format_run_dir
-from blogml.runners.registry import TASKS
+from blogml.runners.rundir import format_run_dir
+from blogml.tasks.registry import TASKS
 
 
 def check_data(configs: list[LoadedConfig]) -> None:

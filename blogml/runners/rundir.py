@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from blogml.config.loader import LoadedConfig
 from blogml.errors import RunDirError
 
 STATUSES = ("running", "finished", "failed", "interrupted")
@@ -117,3 +118,10 @@ def effective_status(summary: dict[str, Any] | None) -> str:
     if status == "running" and not process_alive(summary):
         return "interrupted"
     return status
+
+
+def format_run_dir(loaded: LoadedConfig, when: str) -> str:
+    """The `run_dir` template of a config filled in; `when` is the `{time}` of the run."""
+    values = loaded.values
+    return values["run_dir"].format(task=values["task"], time=when, config=loaded.name,
+                                    seed=values["seed"])

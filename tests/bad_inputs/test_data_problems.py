@@ -22,9 +22,10 @@ import numpy as np
 import pytest
 import yaml
 
-from blogml.config.loader import check_config, dump_config
+from blogml.config.loader import dump_config
 from blogml.data.nl2sql import load_split
 from blogml.runners.nl2sql.features import shortest_input
+from blogml.tasks.configs import check_config
 from tests.bad_inputs.harness import assert_refused, invoke
 from tests.conftest import tiny_config
 
@@ -440,16 +441,18 @@ def test_heads_that_do_not_divide_the_width_are_reported_with_the_other_errors(e
 # ---- the few cases that train (Keras) ---------------------------------------------------
 
 
-def test_a_corrupt_codes_cache_is_encoded_again(env):
+def test_a_corrupt_codes_cache_is_encoded_again(env, caplog):
     path = cache(env.tmp / "faces.h5", 64, **env.images())
     assert invoke("train", str(env.config(vqvae_values(path, steps_per_epoch=2), "vq"))
                   ).exit_code == 0
-    codes = env.tmp / "runs" / "vq" / "codes_last.h5"
+    assert invoke("train", str(env.config(prior_values("runs/vq", checkpoint="last",
+                                                       steps_per_epoch=2), "prior"))
+                  ).exit_code == 0
+    codes = env.tmp / "runs" / "prior" / "codes_last.h5"  # the prior's own cache
     codes.write_bytes(b"not hdf5, cut short by a crash")
-    outcome = invoke("train", str(env.config(prior_values("runs/vq", checkpoint="last",
-                                                          steps_per_epoch=2), "prior")))
+    outcome = invoke("eval", "runs/prior", "--checkpoint", "last")
     assert outcome.exit_code == 0 and outcome.crashed is None, outcome.output
-    assert "codes_last.h5: unreadable" in outcome.output
+    assert "codes_last.h5: unreadable" in caplog.text  # eval logs to stderr, not a train.log
     assert json.loads((env.tmp / "runs/prior/summary.json").read_text())["status"] == "finished"
     with h5py.File(codes, "r") as h5:
         assert h5["train"].shape[0] == 96 and h5["val"].shape[0] == 12

@@ -25,8 +25,8 @@ from blogml.runners.console import interactive
 from blogml.runners.nl2sql.checks import SPLITS, check_loaded
 from blogml.runners.nl2sql.decode import DecodeRules, decode
 from blogml.runners.nl2sql.features import INPUT_NAMES, Features, batch_from_arrays, encode
-from blogml.runners.nl2sql.schema import vocab_path
 from blogml.runners.nl2sql.scoring import score_split
+from blogml.tasks.nl2sql import vocab_path
 
 log = logging.getLogger("blogml")
 EVAL_BATCH = 64

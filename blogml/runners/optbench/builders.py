@@ -1,6 +1,6 @@
 """The Keras side of each optbench problem: its data splits, model, loss and metrics.
 
-`PROBLEMS` (problems.py) names the builder class of each problem; the runner calls it
+`PROBLEMS` (blogml/tasks/problems.py) names the builder class of each problem; the runner calls it
 with the resolved `data` and `model` sections and the seed. Every problem's data are NumPy
 arrays drawn from the seed, so the runner batches (and resumes) all of them the same way.
 """

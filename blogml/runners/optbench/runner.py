@@ -9,7 +9,7 @@ import keras
 
 from blogml.data.batches import ArrayBatches, Batch, eval_batches
 from blogml.runners.base import BaseRunner
-from blogml.runners.optbench.problems import PROBLEMS
+from blogml.tasks.problems import PROBLEMS
 
 
 class OptbenchRunner(BaseRunner):

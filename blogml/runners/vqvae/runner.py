@@ -22,6 +22,7 @@ from blogml.models.vqvae import VQVAE, psnr
 from blogml.runners.base import BaseRunner
 from blogml.runners.console import interactive
 from blogml.runners.images import save_grid, to_uint8
+from blogml.runners.preflight import require_data
 
 log = logging.getLogger("blogml")
 INTERPOLATION_STEPS = 8
@@ -31,8 +32,6 @@ class VQVAERunner(BaseRunner):
     splits = ("val", "test", "train")
 
     def build_data(self) -> None:
-        from blogml.runners.preflight import require_data
-
         require_data(self.config, self.source)  # `blogml train` checked it, eval did not
         data = self.config["data"]
         self.images = HDF5Images(data["path"], data["train_split"],

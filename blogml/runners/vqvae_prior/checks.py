@@ -15,12 +15,13 @@ from typing import Any
 
 import h5py
 
-from blogml.config.loader import LoadedConfig, check_config, read_yaml
+from blogml.config.loader import LoadedConfig, read_yaml
 from blogml.data.hdf5 import batch_problem, open_cache, split_problem
 from blogml.errors import BlogmlError, ConfigIssue
 from blogml.runners.rundir import RunDir
 from blogml.runners.vqvae import checks as vqvae_checks
-from blogml.runners.vqvae_prior.schema import DATA
+from blogml.tasks.configs import check_config
+from blogml.tasks.vqvae_prior import DATA
 
 RUN_KEY = "data.vqvae_run"
 

@@ -20,7 +20,10 @@ from blogml.runners import checkpoint as ckpt
 from blogml.runners.base import BaseRunner
 from blogml.runners.console import interactive
 from blogml.runners.images import save_grid, to_uint8
+from blogml.runners.preflight import require_data
 from blogml.runners.rundir import RunDir
+from blogml.runners.vqvae.runner import VQVAERunner
+from blogml.tasks.configs import load_configs
 
 log = logging.getLogger("blogml")
 
@@ -35,19 +38,19 @@ class VQVAEPriorRunner(BaseRunner):
     splits = ("val", "train")
 
     def build_data(self) -> None:
-        from blogml.runners.launch import build_runner, config_from_run_dir
-        from blogml.runners.preflight import require_data
-
         require_data(self.config, self.source)  # the VQ-VAE run may have changed since
         data = self.config["data"]
         vqvae_dir = RunDir(data["vqvae_run"])
-        self.vqvae = build_runner(config_from_run_dir(str(vqvae_dir)), vqvae_dir,
-                                  fresh_session=False, distributed=False)
+        (vqvae_config,) = load_configs([str(vqvae_dir.config)])
+        # In this run's Keras session (the prior is built in it next) and on one device.
+        self.vqvae = VQVAERunner(vqvae_config.values, vqvae_dir, vqvae_config.source)
+        self.vqvae.setup(distributed=False)
         checkpoint = ckpt.load_checkpoint(vqvae_dir.checkpoint(data["checkpoint"]))
         self.vqvae.restore(checkpoint)
         self.num_codes = self.vqvae.model.num_codes
         self.grid = self.vqvae.model.grid_size
-        self.codes = self._encoded(vqvae_dir.path / f"codes_{data['checkpoint']}.h5",
+        # The cache is this run's own: the VQ-VAE run may be read-only, or read by others.
+        self.codes = self._encoded(self.run_dir.path / f"codes_{data['checkpoint']}.h5",
                                    checkpoint)
         flat = self.codes["train"]
         self._train = ArrayBatches([shift_right(flat, self.num_codes), flat.reshape(len(flat), -1)],

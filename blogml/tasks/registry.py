@@ -1,5 +1,9 @@
 """The tasks blogml knows: each has a config schema (cheap to import), a check of the data
-a config names (Keras-free, imported when data is checked) and a runner (Keras)."""
+a config names (Keras-free, imported when data is checked) and a runner (Keras).
+
+The checks and runners sit in the layer above (`blogml.runners`) and are named here by
+"module:attribute" paths, imported only when they are needed: checking a config never
+imports them, and they may import this module."""
 
 from __future__ import annotations
 
@@ -8,10 +12,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from blogml.config.schema import Section
-from blogml.runners.nl2sql import schema as nl2sql_schema
-from blogml.runners.optbench import schema as optbench_schema
-from blogml.runners.vqvae import schema as vqvae_schema
-from blogml.runners.vqvae_prior import schema as vqvae_prior_schema
+from blogml.tasks import nl2sql as nl2sql_schema
+from blogml.tasks import optbench as optbench_schema
+from blogml.tasks import vqvae as vqvae_schema
+from blogml.tasks import vqvae_prior as vqvae_prior_schema
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -19,7 +23,6 @@ if TYPE_CHECKING:
 
     from blogml.config.loader import LoadedConfig
     from blogml.errors import ConfigIssue
-    from blogml.runners.base import BaseRunner
 
     # (values, source, the run dirs earlier configs of the same command make) -> problems
     DataCheck = Callable[[dict[str, Any], str, Mapping[Path, LoadedConfig]], list[ConfigIssue]]
@@ -40,7 +43,8 @@ class Task:
     # checked; None for a task that makes its own data
     data_check_path: str | None = None
 
-    def runner_class(self) -> type[BaseRunner]:
+    def runner_class(self) -> type:
+        """The task's `BaseRunner` subclass (the layer above: imported, not named)."""
         return _attribute(self.runner_path)
 
     def data_check(self) -> DataCheck | None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from blogml.config.common import task_schema, train_section
 from blogml.config.schema import Issues, Section, join
-from blogml.runners.optbench.problems import DEFAULT_PROBLEM, PROBLEM_KEY, PROBLEMS, Problem
+from blogml.tasks.problems import DEFAULT_PROBLEM, PROBLEM_KEY, PROBLEMS, Problem
 
 PARTS = ("data", "model")  # the sections whose keys depend on the problem
 

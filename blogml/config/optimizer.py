@@ -50,7 +50,7 @@ BASE_OPTIMIZERS: dict[str, tuple[str, dict[str, Spec]]] = {
                        "weight_decay": Float(0.004, "decoupled weight decay (AdamW)", min=0.0)}),
     "adamax": ("Adamax", _adam_like()),
     "nadam": ("Nadam", _adam_like()),
-    "lamb": ("Lamb", {**_adam_like(), "epsilon": _epsilon(1e-6)}),
+    "lamb": ("Lamb", _adam_like()),
     "lion": ("Lion", {"beta_1": _beta(0.9), "beta_2": _beta(0.99)}),
     "rmsprop": ("RMSprop", {"rho": _beta(0.9),
                             "momentum": Float(0.0, "momentum factor", min=0.0, max=1.0),

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from blogml.config.schema import Float, Int, Issues, ListOf, Spec, Str, Validator, join
-
-if TYPE_CHECKING:
-    from blogml.runners.optbench.builders import ProblemBuilder
 
 
 @dataclass(frozen=True)
@@ -30,7 +27,8 @@ class Problem:
     builder_path: str  # "module:Class" of its ProblemBuilder, imported when a run starts
     validators: tuple[Validator, ...] = ()  # cross-key rules of `data`
 
-    def builder(self) -> ProblemBuilder:
+    def builder(self) -> Any:
+        """A new instance of its `ProblemBuilder` (Keras: the runners' layer, named by path)."""
         module, _, attribute = self.builder_path.partition(":")
         return getattr(importlib.import_module(module), attribute)()
 
