@@ -17,8 +17,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from blogml.bench.plots import seed_band
 from blogml.cli.main import cli
+from blogml.comparison.plots import seed_band
 from blogml.data.synthetic import bag_splits
 from blogml.runners.events import read_events
 from tests.conftest import write_config
@@ -222,7 +222,7 @@ def test_seed_band_is_the_median_and_range_over_seeds_at_common_steps():
 
 
 def test_an_interrupted_cell_stops_the_bench_with_exit_130(tmp_path, monkeypatch):
-    from blogml.bench import run
+    from blogml.comparison import run
     from blogml.runners.launch import Outcome
 
     monkeypatch.chdir(tmp_path)
@@ -327,7 +327,7 @@ def test_bench_help_and_checking_a_bench_never_import_keras(tmp_path):
     code = (
         "import sys\n"
         "from blogml.cli.main import cli\n"
-        "from blogml.bench.grid import load_bench\n"
+        "from blogml.comparison.grid import load_bench\n"
         "for args in (['--help'], ['bench', '--help'], ['bench', 'optimizers', '--help']):\n"
         "    try:\n"
         "        cli(args, standalone_mode=False)\n"

@@ -1,6 +1,6 @@
 """The layers of the package, read from every module's imports (ast, nothing imported).
 
-    cli  →  bench  →  runners  →  tasks  →  optimizers, models, data, metrics, config  →  base
+    cli  →  comparison  →  runners  →  tasks  →  optimizers, models, data, metrics, config  →  base
 
 A module imports modules of its own package or of a lower layer; the lower layers never
 reach up (the task registry names its runners and data checks by "module:attribute" paths
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "blogml"
-LAYERS = {"__main__": 6, "cli": 5, "bench": 4, "runners": 3, "tasks": 2,
+LAYERS = {"__main__": 6, "cli": 5, "comparison": 4, "runners": 3, "tasks": 2,
           "optimizers": 1, "models": 1, "data": 1, "metrics": 1, "config": 1}
 BASE = 0  # blogml/__init__.py and the top-level modules
 FRAMEWORK_FREE = ("tasks", "config", "data", "metrics")
@@ -136,7 +136,7 @@ def test_every_import_goes_down_a_layer_or_stays_in_its_package():
 @pytest.mark.parametrize("package", ["models", "data", "metrics", "config", "tasks"])
 def test_lower_layers_never_import_runners_or_cli(package):
     reaching = [str(i) for i in INTERNAL if package_of(i.source) == package
-                and package_of(i.target) in ("runners", "cli", "bench")]
+                and package_of(i.target) in ("runners", "cli", "comparison")]
     assert reaching == [], "\n".join(reaching)
 
 

@@ -1,4 +1,4 @@
-"""`blogml bench optimizers CONFIG...`: the optimizer benchmark (the work is in blogml.bench)."""
+"""`blogml bench optimizers CONFIG...`: the optimizer benchmark (its work: blogml.comparison)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def optimizers(config_files: tuple[str, ...]) -> None:
     report.md and plots/ in each bench's out_dir. Exit code: 0 all finished, 1 a run
     failed, 2 bad input, 130 interrupted.
     """
-    from blogml.bench.run import prepare, run_bench
+    from blogml.comparison.run import prepare, run_bench
 
     codes = []
     for loaded, plans in prepare(config_files):

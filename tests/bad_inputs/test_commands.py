@@ -493,7 +493,7 @@ def test_bench_reports_every_mistake_of_every_file_in_one_round(here, unchanged)
 
 
 def test_a_file_without_mistakes_still_loads_its_whole_grid(here):
-    from blogml.bench.grid import load_bench
+    from blogml.comparison.grid import load_bench
 
     bench = {"bench": "optimizers", "seeds": [0, 1],
              "problems": {"quad": {"data": {"problem": "noisy_quadratic"}}},

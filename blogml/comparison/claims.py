@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from blogml.bench.grid import Bench, Cell
-from blogml.bench.results import series
+from blogml.comparison.grid import Bench, Cell
+from blogml.comparison.results import series
 from blogml.runners.rundir import RunDir, effective_status
 
 

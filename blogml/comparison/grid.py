@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from blogml.bench.schema import BENCH, TASK_PARTS, Sound, check_references, optimizers_of
+from blogml.comparison.schema import BENCH, TASK_PARTS, Sound, check_references, optimizers_of
 from blogml.config.loader import LoadedConfig, read_yaml
 from blogml.config.schema import Issues
 from blogml.errors import ConfigError, ConfigIssue

@@ -16,11 +16,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from blogml.bench.claims import ClaimResult, evaluate_claims
-from blogml.bench.grid import Bench, check_bench
-from blogml.bench.plots import plot_bench
-from blogml.bench.report import write_report
-from blogml.bench.results import collect, write_csv
+from blogml.comparison.claims import ClaimResult, evaluate_claims
+from blogml.comparison.grid import Bench, check_bench
+from blogml.comparison.plots import plot_bench
+from blogml.comparison.report import write_report
+from blogml.comparison.results import collect, write_csv
 from blogml.errors import EXIT_INTERRUPTED, BlogmlError, ConfigError, RunDirError
 from blogml.runners.console import interactive
 from blogml.runners.launch import Outcome, RunPlan, discard, execute, plan_runs

@@ -7,9 +7,9 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from blogml.bench.claims import ClaimResult
-from blogml.bench.grid import Bench
-from blogml.bench.schema import optimizers_of
+from blogml.comparison.claims import ClaimResult
+from blogml.comparison.grid import Bench
+from blogml.comparison.schema import optimizers_of
 from blogml.tasks.problems import PROBLEMS
 
 

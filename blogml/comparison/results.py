@@ -11,7 +11,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from blogml.bench.grid import Bench, Cell
+from blogml.comparison.grid import Bench, Cell
 from blogml.config.optimizer import CLIP_KEYS
 from blogml.runners.events import read_events
 from blogml.runners.rundir import RunDir, effective_status, write_text_atomic

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from blogml.bench.grid import Bench
-from blogml.bench.results import series
-from blogml.bench.schema import optimizers_of
+from blogml.comparison.grid import Bench
+from blogml.comparison.results import series
+from blogml.comparison.schema import optimizers_of
 
 Curve = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # x, median, low, high
 
