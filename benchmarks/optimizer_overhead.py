@@ -1,8 +1,8 @@
 """Derived-optimizer overhead: a full training step with the tricks on ÷ with plain Adam.
 
-Judged (target ≤ 1.10, on TensorFlow and on JAX, on both models): every trick of MISSION
-§3 but accumulation (piecewise schedule, weight decay, layer adaptation, Lookahead, lazy rows
-on the embeddings, EMA, a paramwise multiplier). Accumulation is reported beside it, not
+Judged (target ≤ 1.10, on TensorFlow and on JAX, on both models): every derived
+trick but accumulation (piecewise schedule, weight decay, layer adaptation, Lookahead, lazy
+rows on the embeddings, EMA, a paramwise multiplier). Accumulation is reported beside it, not
 judged: it skips the optimizer on 3 micro-batches in 4, which flatters the per-call ratio.
 
 Beside it, in the JAX process, the same ratio for the peer: an optax chain of the same

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every benchmark of MISSION §7, one after another, into one JSON file with the device they
+# Every benchmark of README: Benchmarks, one after another, into one JSON file with the device they
 # ran on:  benchmarks/run_all.sh [OUT.json]   (default: benchmarks/results.json)
 # KERAS_BACKEND picks the backend (a GPU box with only JAX: KERAS_BACKEND=jax). A script
 # that fails is recorded with its error and the others still run.

@@ -1,7 +1,9 @@
-"""NumPy re-implementation of MISSION §3, written from the formulas, to test against.
+"""NumPy re-implementation of the derived optimizers (README: Derived optimizers), written
+from the formulas, to test against.
 
-Base steps follow the Keras update rules (the "base update Δ" of §3 is whatever the base
-optimizer does); the tricks follow §3 line by line, one micro-batch per `step` call.
+Base steps follow the Keras update rules (the "base update Δ" is whatever the base
+optimizer does); the tricks follow README: Derived optimizers line by line, one
+micro-batch per `step` call.
 """
 
 from __future__ import annotations

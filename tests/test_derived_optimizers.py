@@ -1,4 +1,5 @@
-"""Derived optimizers against a NumPy re-implementation of the MISSION §3 formulas.
+"""Derived optimizers against a NumPy re-implementation of their formulas
+(tests/reference_optimizers.py; README: Derived optimizers).
 
 Backend-neutral: `.ci/run` runs this file under TensorFlow and under JAX.
 """

@@ -1,4 +1,4 @@
-"""`train.mixed_precision` (MISSION §6): every task trains under mixed_float16 and
+"""`train.mixed_precision` (README: Mixed precision): every task trains under mixed_float16 and
 mixed_bfloat16 without NaN, computes in half precision with float32 variables and outputs,
 records the policy in summary.json, and keeps derived tricks, checkpoints and resume exact."""
 
@@ -116,7 +116,7 @@ def test_derived_tricks_apply_unchanged_under_loss_scaling():
     accumulation, Lookahead and EMA make the same updates as without it (the scale, a power
     of two, divides exactly); an overflowing micro-batch is skipped (left out of the
     accumulation) and halves the scale; the EMA weights for evaluation are reached through
-    the wrapper. Both are checked against the NumPy reference of MISSION §3."""
+    the wrapper. Both are checked against the NumPy reference of tests/reference_optimizers.py."""
     config = {"name": "adam", "learning_rate": 0.1, **TRICKS}
     start = np.array([1.0, -2.0], np.float32)
     plain, wrapped = ([keras.Variable(start, name="w")] for _ in range(2))

@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.backend_neutral]
 
 # The documented exceptions: table arguments checked against another Keras class than the
 # entry's own. "adamw" builds keras.optimizers.Adam, but its `weight_decay` is applied by
-# blogml itself (decoupled, MISSION §3), with the default of keras.optimizers.AdamW.
+# blogml itself (decoupled, README: Derived optimizers), with the default of keras.optimizers.AdamW.
 BORROWED = {("adamw", "weight_decay"): "AdamW"}
 
 

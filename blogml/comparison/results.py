@@ -49,7 +49,8 @@ def series(run_dir: Path, metric: str) -> tuple[list[int], list[float], list[flo
 
 
 def tricks(optimizer: dict[str, Any]) -> list[str]:
-    """What an optimizer section turns on besides its base optimizer (MISSION §3 order).
+    """What an optimizer section turns on besides its base optimizer (in the order of
+    README: Derived optimizers).
 
     No commas inside an item, so that results.csv stays easy to cut and grep.
     """

@@ -264,7 +264,7 @@ BENCH = Section({
     "seeds": ListOf(Int(min=0), [0], "every cell runs once per seed", min_length=1),
     "problems": MapOf(Name(), ProblemEntry(), doc="name -> optbench data/model/train sections",
                       min_length=1),
-    "optimizers": MapOf(Name(), OPTIMIZER, doc="name -> an optimizer section (MISSION §3)",
+    "optimizers": MapOf(Name(), OPTIMIZER, doc="name -> an optimizer section",
                         min_length=1),
     "claims": MapOf(Name(), ClaimSection(), {}, "name -> a claim the report checks"),
 }, "an optimizer benchmark")  # the rules across sections: `check_references`

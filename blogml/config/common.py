@@ -1,5 +1,5 @@
-"""The config keys every task shares (MISSION §2): seed, run_dir, backend, train, optimizer,
-distribution."""
+"""The config keys every task shares (README: Keys every task shares): seed, run_dir,
+backend, train, optimizer, distribution."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The `distribution:` section (MISSION §6): which engine spreads a step over devices.
+"""The `distribution:` section (README: Running distributed): which engine spreads a step
+over devices.
 
 Each strategy is one backend's own engine, so a config that pairs it with another backend is
 rejected before anything runs: `mirrored` and `multi_worker` are tf.distribute strategies,

@@ -1,4 +1,4 @@
-"""The `optimizer:` config section (MISSION §3), checked without importing Keras.
+"""The `optimizer:` config section (README: Derived optimizers), checked without importing Keras.
 
 The base optimizer's own arguments sit flat beside `name` (`{name: sgd, momentum: 0.9}`);
 which ones are allowed depends on `name`, so the table below mirrors the Keras
@@ -45,7 +45,7 @@ BASE_OPTIMIZERS: dict[str, tuple[str, dict[str, Spec]]] = {
                     "nesterov": Bool(False, "Nesterov momentum")}),
     "adam": ("Adam", {**_adam_like(), "amsgrad": Bool(False, "AMSGrad variant")}),
     # AdamW is Adam with decoupled weight decay: its decay is the `weight_decay` key below
-    # (Keras's default), applied by blogml in the §3 order, not by the Keras class.
+    # (Keras's default), applied by blogml after the step, not by the Keras class.
     "adamw": ("Adam", {**_adam_like(), "amsgrad": Bool(False, "AMSGrad variant"),
                        "weight_decay": Float(0.004, "decoupled weight decay (AdamW)", min=0.0)}),
     "adamax": ("Adamax", _adam_like()),
@@ -70,8 +70,8 @@ COMMON_FIELDS: dict[str, Spec] = {
     "global_clipnorm": Float(None, "clip all gradients jointly to this norm", min=0.0,
                              min_exclusive=True),
     "clipvalue": Float(None, "clip each gradient element to ±this", min=0.0, min_exclusive=True),
-    # The derived tricks (MISSION §3), applied in the order: accumulate -> base step ->
-    # layer adaptation -> weight decay -> lazy mask -> lookahead -> EMA.
+    # The derived tricks (README: Derived optimizers), applied in the order: accumulate ->
+    # base step -> layer adaptation -> weight decay -> lazy mask -> lookahead -> EMA.
     "schedule": Section({
         "piecewise_linear": MapOf(
             Int(min=0), Float(min=0.0), min_length=1,
@@ -119,8 +119,8 @@ def _check_combinations(config: dict[str, Any], path: str, issues: Issues) -> No
         # Decided in blogml/optimizers/derived.py: neither reading is what LAMB's name says.
         issues.add(join(path, "weight_decay"),
                    "lamb with weight_decay is not the LAMB paper's optimizer (its decay sits "
-                   "inside the trust ratio; blogml decays after the step, MISSION §3); use "
-                   "name: adam with layer_adaptation: true and weight_decay (§3's LAMB), or "
+                   "inside the trust ratio; blogml decays after the step); use "
+                   "name: adam with layer_adaptation: true and weight_decay (blogml's LAMB), or "
                    "set weight_decay: 0")
     ema = config["ema"]
     if ema is not None and ema["momentum"] >= 1.0:
@@ -132,7 +132,7 @@ class OptimizerSection(Section):
     """A Section whose allowed keys depend on the chosen base optimizer."""
 
     def __init__(self) -> None:
-        super().__init__(dict(COMMON_FIELDS), "optimizer (MISSION §3)",
+        super().__init__(dict(COMMON_FIELDS), "optimizer",
                          validators=[_check_combinations])
 
     def _check(self, value: Any, path: str, issues: Issues) -> Any:

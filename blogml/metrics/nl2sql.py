@@ -1,4 +1,4 @@
-"""NL2SQL metrics of the first Chinese NL2SQL challenge (MISSION §5).
+"""NL2SQL metrics of the first Chinese NL2SQL challenge (README: task: nl2sql).
 
 Logical-form accuracy compares the SQL structure (order of sel/agg pairs and of conditions
 ignored; values compared as numbers when both are numbers, else as strings); execution

@@ -1,6 +1,6 @@
 """BERT (Devlin et al. 2018) in Keras 3, loading Google TF and Hugging Face checkpoints.
 
-The NL2SQL baseline (MISSION §5) fine-tunes a pre-trained Chinese BERT, so the model must
+The NL2SQL baseline (README: task: nl2sql) fine-tunes a pre-trained Chinese BERT, so the model must
 reproduce the original numerics exactly: embeddings (word + position + token type) summed,
 LayerNorm, dropout; post-LN transformer blocks with exact (erf) GELU; a dense+tanh pooler on
 the first token. Everything is `keras`/`keras.ops`, so it runs on every backend; the

@@ -1,4 +1,4 @@
-"""The seed's NL2SQL baseline: a BERT encoder and four heads (MISSION §5).
+"""The seed's NL2SQL baseline: a BERT encoder and four heads (README: task: nl2sql).
 
 Input: `[CLS] question [SEP] [CLS] header_1 [SEP] [CLS] header_2 [SEP] ...`. Heads:
 

@@ -1,4 +1,4 @@
-"""Autoregressive prior over VQ-VAE code grids (the seed's PixelCNN stand-in, MISSION §4).
+"""Autoregressive prior over VQ-VAE code grids (the seed's PixelCNN stand-in, README: task: vqvae).
 
 A code grid [h, w] is read in raster order. The model sees a start token followed by the
 first n − 1 codes, each embedded as code + row + column embeddings (the row and column of

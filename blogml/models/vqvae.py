@@ -1,4 +1,4 @@
-"""VQ-VAE (van den Oord et al. 2017) as in the seed post "VQ-VAE的简明介绍" (MISSION §4).
+"""VQ-VAE (van den Oord et al. 2017) as in the seed post "VQ-VAE的简明介绍" (README: task: vqvae).
 
 encoder: two 4×4 stride-2 convolutions with BN/ReLU, then residual blocks (BN over the
 global batch under tf.distribute, see `batch_norm`);

@@ -1,4 +1,4 @@
-"""Optimizers from config: any Keras base optimizer by name (MISSION §3).
+"""Optimizers from config: any Keras base optimizer by name (README: Derived optimizers).
 
 `build_optimizer` imports Keras, so it is loaded on first use: importing the config
 schema from here must stay cheap for `blogml config check`.

@@ -18,7 +18,7 @@ _OWN_KEYS = {"weight_decay"}
 
 
 def build_optimizer(config: Mapping[str, Any]) -> keras.optimizers.Optimizer:
-    """Build the optimizer an `optimizer:` section describes (MISSION §3).
+    """Build the optimizer an `optimizer:` section describes (README: Derived optimizers).
 
     `config` may be partial (`{"name": "sgd", "momentum": 0.9}`): missing keys take their
     defaults. A bad value raises :class:`ConfigError` naming the key. With no trick on, the

@@ -1,4 +1,4 @@
-"""The derived tricks of MISSION §3, as a wrapper of any Keras optimizer.
+"""The derived optimizer tricks (README: Derived optimizers), as a wrapper of any Keras optimizer.
 
 `DerivedOptimizer(inner, tricks)` makes, per applied update,
 
@@ -21,19 +21,19 @@ Why not Keras's own `gradient_accumulation_steps`, `use_ema` and `weight_decay`:
 learning-rate schedule is called with the micro-batch count; its EMA steps on every
 micro-batch, starts from θ₁ (which keeps weight m^(u−1)) and is not bias-corrected;
 `exclude_from_weight_decay(var_names=...)` matches a variable's name (`gamma`), not its
-path (`norm/gamma`); its decay runs before the step, against §3's order with layer
+path (`norm/gamma`); its decay runs before the step, against the order above with layer
 adaptation; and under JAX its accumulation computes the full update on every micro-batch.
 (Its `iterations` does count updates, and its accumulation agrees with this one to 2e-15.)
 
-Two combinations are decided here, not by §3:
+Two combinations are decided here, not by the posts:
 - `lazy` + `layer_adaptation`: the trust ratio is taken over the rows the batch touched,
   ‖θ_touched‖ / ‖Δ_touched/η‖, so the rows that move, move by η relative to their own norm
   (over the whole table, momentum moves of untouched rows, which the mask then discards,
   would shrink the step of the touched ones).
 - `name: lamb` with `weight_decay`: refused by the config check. Keras's LAMB has no decay
-  inside its trust ratio, and §3's decoupled decay after the step is not the LAMB paper's
+  inside its trust ratio, and the decoupled decay after the step is not the LAMB paper's
   (26 % apart after a few steps); `name: adam` + `layer_adaptation` + `weight_decay` is
-  §3's form.
+  the form of the posts.
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ _BASES_READING_THETA = (keras.optimizers.Lamb,)
 
 @keras.saving.register_keras_serializable(package="blogml")
 class DerivedOptimizer(keras.optimizers.Optimizer):
-    """`inner_optimizer` with the tricks of MISSION §3 around its step (module docstring).
+    """`inner_optimizer` with the derived tricks around its step (module docstring).
 
     Args:
         inner_optimizer: the base optimizer (Adam, SGD, ...), with no clipping, weight
@@ -294,7 +294,7 @@ class DerivedOptimizer(keras.optimizers.Optimizer):
             counter.assign_add(ops.cast(updated, counter.dtype))
 
     def _update(self, grads: list, variables: list) -> None:
-        """One applied update: base step, then the tricks in §3's order."""
+        """One applied update: base step, then the tricks in the order above."""
         tricks = self.tricks
         indices = [self._position[id(v)] for v in variables]
         plans = [self._plans[i] for i in indices]
@@ -361,7 +361,7 @@ class DerivedOptimizer(keras.optimizers.Optimizer):
     def _post_process(self, variable, plan: _VariablePlan, theta, delta, touched,
                       rates: _Rates) -> None:
         """θ ← θ + r·m·Δ − m·η·wd·θ, rows the batch did not touch kept (lazy): paramwise
-        lr m, layer adaptation r and weight decay in §3's order, θ rounded once."""
+        lr m, layer adaptation r and weight decay in that order, θ rounded once."""
         eta = rates.learning_rate(variable.dtype, plan.lr_multiplier)
         step = delta * plan.lr_multiplier if plan.lr_multiplier != 1.0 else delta
         if plan.adapt:

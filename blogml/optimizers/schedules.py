@@ -1,4 +1,5 @@
-"""Piecewise-linear learning-rate multiplier (MISSION §3, "Keras梯度累积优化器" post)."""
+"""Piecewise-linear learning-rate multiplier (README: Derived optimizers; the post
+"Keras梯度累积优化器")."""
 
 from __future__ import annotations
 

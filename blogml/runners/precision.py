@@ -1,5 +1,5 @@
-"""Mixed precision (`train.mixed_precision`, MISSION §6): the Keras dtype policy a run's
-model is built under, and what summary.json says about it.
+"""Mixed precision (`train.mixed_precision`, README: Mixed precision): the Keras dtype
+policy a run's model is built under, and what summary.json says about it.
 
 A Keras layer takes the global dtype policy when it is constructed, and keeps it. So the
 policy needs to be in force only while a runner builds its model: `policy_scope` sets it
@@ -26,7 +26,7 @@ import keras
 
 log = logging.getLogger("blogml")
 
-# train.mixed_precision -> Keras dtype policy (`true` is the MISSION's spelling of float16).
+# train.mixed_precision -> Keras dtype policy (`true` is accepted for float16).
 POLICIES: dict[Any, str] = {False: "float32", True: "mixed_float16",
                             "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
 

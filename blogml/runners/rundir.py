@@ -1,4 +1,4 @@
-"""The run directory (MISSION §2): where everything a run produces lives.
+"""The run directory (README: What a run leaves behind): where everything a run produces lives.
 
     RUN_DIR/config.yaml          resolved config
     RUN_DIR/metrics.jsonl        one JSON line per log/eval event

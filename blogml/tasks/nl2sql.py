@@ -17,7 +17,7 @@ DATA = Section({
     "max_length": Int(160, "tokens of `[CLS] question [SEP]` + `[CLS] header [SEP]` per column; "
                            "longer inputs shorten the headers, then the question", min=16,
                       max=512),
-}, "NL2SQL competition data (MISSION §5)")
+}, "NL2SQL competition data")
 
 MODEL = Section({
     "pretrained": ExistingPath(None, "BERT to fine-tune: a Google TF checkpoint folder "

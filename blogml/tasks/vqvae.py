@@ -30,7 +30,7 @@ MODEL = Section({
         "restart_dead_after": Int(None, "re-initialise codes unused for this many steps "
                                         "(EMA only)", min=1),
     }, "codebook learning"),
-}, "VQ-VAE (MISSION §4)")
+}, "VQ-VAE")
 
 METRICS = ["loss", "mse", "psnr", "perplexity", "codes_used", "commitment"]
 

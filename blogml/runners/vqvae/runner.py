@@ -63,7 +63,7 @@ class VQVAERunner(BaseRunner):
                      restart_dead_after=codebook["restart_dead_after"], seed=self.config["seed"])
 
     def compile_args(self) -> dict[str, Any]:
-        return {}  # the loss is the model's own compute_loss (MISSION §4)
+        return {}  # the loss is the model's own compute_loss (README: task: vqvae)
 
     def evaluate(self, split: str) -> dict[str, float]:
         """Means over every image, and codebook statistics of the whole split's histogram
