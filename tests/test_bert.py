@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 
 from blogml.errors import BlogmlError
-from blogml.models.bert import BertConfig, build_bert, checkpoint_kind, load_bert
+from blogml.models.bert import BertConfig, build_bert
+from blogml.models.bert_checkpoint import checkpoint_kind, load_bert
 
 pytestmark = pytest.mark.models
 

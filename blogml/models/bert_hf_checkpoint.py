@@ -2,7 +2,8 @@
 
 Kept apart from the layers in `bert`, as keras-hub keeps its converters, and next to
 `bert_tf_checkpoint`: this module knows the Hugging Face side (file names, tensor names,
-safetensors and torch pickles), `bert.load_bert` only asks it for shapes and tensors.
+safetensors and torch pickles), `bert_checkpoint.load_bert` only asks it for shapes and
+tensors.
 safetensors and torch are imported only when a file of theirs is read, so the models stay
 importable without either, and a safetensors checkpoint loads without torch.
 """
@@ -18,6 +19,7 @@ import numpy as np
 
 from blogml.errors import BlogmlError
 
+HF_CONFIG = "config.json"
 SAFETENSORS, SAFETENSORS_INDEX = "model.safetensors", "model.safetensors.index.json"
 TORCH, TORCH_INDEX = "pytorch_model.bin", "pytorch_model.bin.index.json"
 # In order of preference: safetensors need no torch, run no pickle and read one tensor at a

@@ -1,8 +1,8 @@
 """Reading Google's TF1 BERT checkpoints (`bert_model.ckpt.index` + `.data-*`).
 
-The one place in blogml's models that imports TensorFlow: `load_bert` imports this module
-only when a directory holds a TF checkpoint, so the models stay backend-neutral and a JAX
-or torch install without TensorFlow can still load Hugging Face checkpoints.
+The one place in blogml's models that imports TensorFlow, and only when a TF checkpoint is
+read, so the models stay backend-neutral and a JAX or torch install without TensorFlow can
+still load Hugging Face checkpoints.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from blogml.errors import BlogmlError
+
+TF_CONFIG, TF_INDEX, TF_PREFIX = "bert_config.json", "bert_model.ckpt.index", "bert_model.ckpt"
 
 
 def read_tf_checkpoint(prefix: str | Path) -> tuple[dict[str, tuple], Callable[[str], np.ndarray]]:

@@ -18,13 +18,12 @@ from blogml.config.loader import LoadedConfig
 from blogml.data.nl2sql import Split, load_split, split_paths
 from blogml.data.wordpiece import WordPieceTokenizer
 from blogml.errors import BlogmlError, ConfigIssue
-from blogml.models.bert_hf_checkpoint import WEIGHT_FILES, find_hf_weights
+from blogml.models.bert_hf_checkpoint import HF_CONFIG, WEIGHT_FILES, find_hf_weights
+from blogml.models.bert_tf_checkpoint import TF_CONFIG, TF_INDEX
 from blogml.runners.nl2sql.features import shortest_input
 from blogml.runners.nl2sql.scoring import check_split
 from blogml.tasks.nl2sql import vocab_path
 
-# The file names `blogml.models.bert.load_bert` looks for (that module imports Keras).
-TF_INDEX, TF_CONFIG, HF_CONFIG = "bert_model.ckpt.index", "bert_config.json", "config.json"
 SPLITS = ("train", "val")  # what a run reads: it trains on one and validates on the other
 
 

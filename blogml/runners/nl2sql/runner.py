@@ -18,7 +18,8 @@ from blogml.data.nl2sql_values import KINDS as ALIGNMENT_KINDS
 from blogml.data.nl2sql_values import alignment_report
 from blogml.data.wordpiece import WordPieceTokenizer
 from blogml.errors import BlogmlError, ConfigError
-from blogml.models.bert import BertConfig, build_bert, load_bert
+from blogml.models.bert import BertConfig, build_bert
+from blogml.models.bert_checkpoint import load_bert
 from blogml.models.nl2sql import NL2SQLModel
 from blogml.runners.base import BaseRunner
 from blogml.runners.console import interactive
