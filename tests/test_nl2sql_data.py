@@ -25,6 +25,7 @@ from blogml.data.nl2sql import (
     read_questions,
     split_paths,
 )
+from blogml.data.nl2sql_sql import SQL
 from blogml.data.nl2sql_synth import synth_nl2sql
 from blogml.data.nl2sql_values import (
     KINDS,
@@ -39,7 +40,7 @@ from blogml.data.nl2sql_values import (
     value_from_span,
 )
 from blogml.errors import BlogmlError
-from blogml.metrics.nl2sql import SQL, execute
+from blogml.metrics.nl2sql import execute
 
 AREA = "成交面积(万平)"  # a real column in units of 10^4 m²
 

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from blogml.cli.main import cli
+from blogml.data.nl2sql_sql import SQL
 from blogml.errors import BlogmlError
 from blogml.metrics.nl2sql import (
-    SQL,
     check_gold,
     execution_equal,
     logical_form_equal,

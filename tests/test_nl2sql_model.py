@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from blogml.data.nl2sql import Question, Table
-from blogml.models.nl2sql import NOT_A_VALUE, NOT_SELECTED
+from blogml.data.nl2sql_sql import NOT_A_VALUE, NOT_SELECTED
 from blogml.runners.nl2sql.decode import DecodeRules, decode
 from blogml.runners.nl2sql.features import encode
 

@@ -5,49 +5,76 @@ A dataset folder holds one sub-folder per split, `DIR/{split}/{split}.json` (que
 per table, `col_1..col_n`). `load_split` validates every record: an unusable one is kept
 as an `Invalid` (file, line, a reason naming the field) so that the data report can say
 what was left out and why; nothing is dropped silently and no bad line stops a load.
-`read_jsonl`/`read_tables` are the strict readers scoring uses (any bad line is an error).
+Scoring reads strictly instead (`read_jsonl`, `read_tables`): any bad line is an error.
+The codes, `SQL` and `Table` are `blogml.data.nl2sql_sql`'s.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from blogml.data.nl2sql_sql import COLUMN_TYPES, PLAIN_IDENTIFIER, SQL, TABLE_KEYS, Table, json_type
 from blogml.errors import BlogmlError
 
 SPLITS = ("train", "val", "test")
-AGGREGATION_CODES = "0 none, 1 AVG, 2 MAX, 3 MIN, 4 COUNT, 5 SUM"
-OPERATOR_CODES = "0 >, 1 <, 2 ==, 3 !="
-CONNECTOR_CODES = "0 none, 1 and, 2 or"
-COLUMN_TYPES = ("text", "real")
-_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_]+$")  # what blogml.metrics.nl2sql can query
+_BOM = b"\xef\xbb\xbf"
 
 
-def read_jsonl(path: Path, what: str) -> list[dict[str, Any]]:
-    """One JSON object per non-empty line; BlogmlError naming the file and line otherwise."""
+def read_jsonl(path: Path, what: str, *, strict: bool = True
+               ) -> list[tuple[int, dict[str, Any] | str]]:
+    """(line number, object) per non-empty line of a JSON-lines file; a file that cannot be
+    read is a BlogmlError.
+
+    Strict (scoring: one bad line would pair every later prediction with another question):
+    a file that is not UTF-8 text or a line that is not a JSON object is a BlogmlError
+    naming the file and line, `what` naming its records; the file is read as text is (\\r
+    ends a line too). Lenient (loading: every bad record is reported with the rest, none
+    stops a load): such a line is (line number, reason) instead; a UTF-8 BOM is skipped.
+    """
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except OSError as error:
-        raise BlogmlError(f"{path}: cannot read the {what} ({error.strerror})") from None
-    except UnicodeDecodeError as error:  # a binary, or a legacy-encoded export
-        raise BlogmlError(f"{path}: not UTF-8 text (byte {error.start + 1}); JSON lines must "
-                          "be UTF-8: save it as UTF-8") from None
-    records = []
-    for number, line in enumerate(text.split("\n"), start=1):  # not splitlines: U+2028 in text
+        if strict:
+            raise BlogmlError(f"{path}: cannot read the {what} ({error.strerror})") from None
+        if isinstance(error, FileNotFoundError):
+            raise BlogmlError(f"{path}: not found") from None
+        raise BlogmlError(f"{path}: cannot read ({error.strerror})") from None
+    if strict:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as error:  # a binary, or a legacy-encoded export
+            raise BlogmlError(f"{path}: not UTF-8 text (byte {error.start + 1}); JSON lines "
+                              "must be UTF-8: save it as UTF-8") from None
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    else:
+        data = data.removeprefix(_BOM)
+    records: list[tuple[int, dict[str, Any] | str]] = []
+    for number, raw in enumerate(data.split(b"\n"), start=1):  # not splitlines: U+2028 in text
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as error:  # lenient only: strict checked the whole file
+            records.append((number, f"not UTF-8 text (byte {error.start + 1})"))
+            continue
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:
-            raise BlogmlError(f"{path}:{number}: {what} line is not valid JSON "
-                              f"({error.msg})") from None
+            if strict:
+                raise BlogmlError(f"{path}:{number}: {what} line is not valid JSON "
+                                  f"({error.msg})") from None
+            records.append((number, f"not valid JSON ({error.msg} at column {error.colno})"))
+            continue
         if not isinstance(record, dict):
-            raise BlogmlError(f"{path}:{number}: {what} line must be a JSON object")
-        records.append(record)
+            if strict:
+                raise BlogmlError(f"{path}:{number}: {what} line must be a JSON object")
+            records.append((number, f"must be a JSON object, got {type(record).__name__}"))
+            continue
+        records.append((number, record))
     return records
 
 
@@ -56,30 +83,18 @@ def tables_path_for(questions: Path) -> Path:
     return questions.with_name(questions.name.removesuffix(".json") + ".tables.json")
 
 
-def read_tables(path: Path) -> dict[str, dict[str, Any]]:
-    """Tables by id; each must have an id, a name and a header."""
+def read_tables(path: Path) -> dict[str, Table]:
+    """Tables by id, read strictly; each must have an id, a name and a header."""
     tables = {}
-    for number, table in enumerate(read_jsonl(path, "table"), start=1):
-        missing = [key for key in ("id", "name", "header") if key not in table]
+    for number, (_, record) in enumerate(read_jsonl(path, "table"), start=1):
+        missing = [key for key in TABLE_KEYS if key not in record]
         if missing:
             raise BlogmlError(f"{path}: table {number} lacks {', '.join(missing)}")
-        tables[table["id"]] = table
+        tables[record["id"]] = Table.of(record)
     return tables
 
 
 # ---- validated loading ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Table:
-    """One table of a tables file: `types[i]` is "text" or "real" for column i."""
-
-    id: str
-    name: str
-    title: str
-    header: list[str]
-    types: list[str]
-    rows: list[list]
 
 
 @dataclass(frozen=True)
@@ -138,46 +153,6 @@ def layout_help(root: str | Path, split: str | None = None) -> str:
             + "; write demo data in this layout with `blogml data synth nl2sql --out DIR`")
 
 
-def _records(path: Path) -> list[tuple[int, dict[str, Any] | str]]:
-    """(line number, object) per non-empty line, or (line number, reason) for a line that
-    is not a JSON object: bad lines are reported with the rest, not raised."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise BlogmlError(f"{path}: not found") from None
-    except OSError as error:
-        raise BlogmlError(f"{path}: cannot read ({error.strerror})") from None
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    records: list[tuple[int, dict[str, Any] | str]] = []
-    for number, raw in enumerate(data.split(b"\n"), start=1):
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            records.append((number, f"not UTF-8 text (byte {error.start + 1})"))
-            continue
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            records.append((number, f"not valid JSON ({error.msg} at column {error.colno})"))
-            continue
-        if not isinstance(record, dict):
-            records.append((number, f"must be a JSON object, got {type(record).__name__}"))
-            continue
-        records.append((number, record))
-    return records
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _kind(value: Any) -> str:
-    return "null" if value is None else type(value).__name__
-
-
 def _table_problems(record: dict[str, Any]) -> list[str]:
     """What makes a table record unusable; empty if it is fine."""
     problems = []
@@ -187,17 +162,17 @@ def _table_problems(record: dict[str, Any]) -> list[str]:
         elif not isinstance(record[key], str) or not record[key].strip():
             problems.append(f"{key}: must be a non-empty string, got {record[key]!r}")
     name = record.get("name")
-    if isinstance(name, str) and name.strip() and not _PLAIN_NAME.match(name):
+    if isinstance(name, str) and name.strip() and not PLAIN_IDENTIFIER.match(name):
         problems.append(f"name: {name!r} is not a plain SQLite identifier (letters, digits, _)")
     if not isinstance(record.get("title", ""), str):
-        problems.append(f"title: must be a string, got {_kind(record['title'])}")
+        problems.append(f"title: must be a string, got {json_type(record['title'])}")
     header, types, rows = record.get("header"), record.get("types"), record.get("rows")
     if header is None:
         problems.append("header: missing")
     elif not isinstance(header, list) or not header:
         problems.append("header: must be a non-empty list of column names")
     else:
-        problems += [f"header[{i}]: must be a string, got {_kind(h)}"
+        problems += [f"header[{i}]: must be a string, got {json_type(h)}"
                      for i, h in enumerate(header) if not isinstance(h, str)]
     width = len(header) if isinstance(header, list) else None
     if types is None:
@@ -216,76 +191,15 @@ def _table_problems(record: dict[str, Any]) -> list[str]:
     else:
         for i, row in enumerate(rows):
             if not isinstance(row, list):
-                problems.append(f"rows[{i}]: must be a list, got {_kind(row)}")
+                problems.append(f"rows[{i}]: must be a list, got {json_type(row)}")
             elif width is not None and len(row) != width:
                 problems.append(f"rows[{i}]: length {len(row)} differs from header ({width})")
             else:
                 problems += [f"rows[{i}][{j}]: cell must be a string, number or null, "
-                             f"got {_kind(cell)}" for j, cell in enumerate(row)
+                             f"got {json_type(cell)}" for j, cell in enumerate(row)
                              if isinstance(cell, (list, dict, bool))]
             if len(problems) > 5:
                 break
-    return problems
-
-
-def _column_problem(where: str, column: Any, table: Table | None) -> str | None:
-    if not _is_int(column):
-        return f"{where}: column must be an integer, got {column!r}"
-    if table is not None and not 0 <= column < len(table.header):
-        return (f"{where}: column {column} out of range for table {table.id!r} with "
-                f"{len(table.header)} columns")
-    if column < 0:
-        return f"{where}: column {column} must be >= 0"
-    return None
-
-
-def sql_problems(sql: Any, table: Table | None) -> list[str]:
-    """What makes a question's `sql` unusable for `table` (None: table unknown, columns are
-    then checked for type only); empty if it is fine."""
-    if not isinstance(sql, dict):
-        return [f"sql: must be an object, got {_kind(sql)}"]
-    problems = []
-    missing = [key for key in ("sel", "agg", "cond_conn_op", "conds") if key not in sql]
-    problems += [f"sql.{key}: missing" for key in missing]
-    sel, agg = sql.get("sel"), sql.get("agg")
-    if "sel" not in missing:
-        if not isinstance(sel, list) or not sel:
-            problems.append(f"sql.sel: must be a non-empty list of column indexes, got {sel!r}")
-        else:
-            problems += [p for i, c in enumerate(sel)
-                         if (p := _column_problem(f"sql.sel[{i}]", c, table))]
-    if "agg" not in missing:
-        if not isinstance(agg, list):
-            problems.append(f"sql.agg: must be a list of aggregation codes, got {agg!r}")
-        else:
-            if isinstance(sel, list) and len(agg) != len(sel):
-                problems.append(f"sql.agg: length {len(agg)} differs from sql.sel ({len(sel)})")
-            problems += [f"sql.agg[{i}]: unknown aggregation code {a!r} ({AGGREGATION_CODES})"
-                         for i, a in enumerate(agg) if not _is_int(a) or a not in range(6)]
-    conn = sql.get("cond_conn_op")
-    if "cond_conn_op" not in missing and (not _is_int(conn) or conn not in range(3)):
-        problems.append(f"sql.cond_conn_op: unknown connector code {conn!r} ({CONNECTOR_CODES})")
-    conds = sql.get("conds")
-    if "conds" not in missing:
-        if not isinstance(conds, list):
-            problems.append(f"sql.conds: must be a list of [column, operator, value], "
-                            f"got {conds!r}")
-        else:
-            for i, cond in enumerate(conds):
-                where = f"sql.conds[{i}]"
-                if not isinstance(cond, list) or len(cond) != 3:
-                    problems.append(f"{where}: must be [column, operator, value], got {cond!r}")
-                    continue
-                column, op, value = cond
-                if problem := _column_problem(f"{where}[0]", column, table):
-                    problems.append(problem)
-                if not _is_int(op) or op not in range(4):
-                    problems.append(f"{where}[1]: unknown operator code {op!r} ({OPERATOR_CODES})")
-                if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-                    problems.append(f"{where}[2]: value must be a string or number, "
-                                    f"got {_kind(value)}")
-                elif not str(value).strip():
-                    problems.append(f"{where}[2]: empty value")
     return problems
 
 
@@ -296,7 +210,7 @@ def read_tables_checked(path: Path) -> tuple[dict[str, Table], dict[str, int], l
     tables: dict[str, Table] = {}
     table_lines: dict[str, int] = {}
     bad_tables: dict[str, int] = {}
-    for line, record in _records(path):
+    for line, record in read_jsonl(path, "table", strict=False):
         if isinstance(record, str):
             invalid.append(Invalid(str(path), line, record))
             continue
@@ -310,9 +224,7 @@ def read_tables_checked(path: Path) -> tuple[dict[str, Table], dict[str, int], l
                 bad_tables.setdefault(table_id, line)
             continue
         table_lines[table_id] = line
-        tables[table_id] = Table(id=table_id, name=record["name"],
-                                 title=record.get("title", ""), header=list(record["header"]),
-                                 types=list(record["types"]), rows=list(record["rows"]))
+        tables[table_id] = Table.of(record)
     return tables, bad_tables, invalid
 
 
@@ -320,7 +232,7 @@ def _read_questions(path: Path, tables: dict[str, Table], bad_tables: dict[str, 
                     tables_name: str, require_sql: bool) -> tuple[list[Question], list[Invalid]]:
     questions: list[Question] = []
     invalid: list[Invalid] = []
-    for line, record in _records(path):
+    for line, record in read_jsonl(path, "question", strict=False):
         if isinstance(record, str):
             invalid.append(Invalid(str(path), line, record))
             continue
@@ -341,11 +253,11 @@ def _read_questions(path: Path, tables: dict[str, Table], bad_tables: dict[str, 
         if text is None:
             problems.append("question: missing")
         elif not isinstance(text, str):
-            problems.append(f"question: must be a string, got {_kind(text)}")
+            problems.append(f"question: must be a string, got {json_type(text)}")
         elif not text.strip():
             problems.append("question: empty")
         if "sql" in record:
-            problems += sql_problems(record["sql"], table)
+            problems += SQL.problems(record["sql"], table)
         elif require_sql:
             problems.append("sql: missing (training and evaluation need it; only test "
                             "questions may go without)")

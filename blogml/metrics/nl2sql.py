@@ -13,59 +13,25 @@ quirks included, is `blogml.metrics.nl2sql_official`.
 from __future__ import annotations
 
 import math
-import re
 import sqlite3
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from blogml.data.nl2sql_sql import (
+    AGGREGATIONS,
+    CONNECTORS,
+    OPERATORS,
+    PLAIN_IDENTIFIER,
+    SQL,
+    MalformedSQL,
+    Table,
+    TableLike,
+)
 from blogml.errors import BlogmlError
 
-AGGREGATIONS = ("", "AVG", "MAX", "MIN", "COUNT", "SUM")
-OPERATORS = (">", "<", "=", "!=")
-CONNECTORS = ("", "AND", "OR")
 COMPONENTS = ("sel", "agg", "conn", "cond_cols", "cond_ops", "cond_values")
-PLAIN_IDENTIFIER = re.compile(r"^[A-Za-z0-9_]+$")
 _PROBLEMS_SHOWN = 5
-
-
-class MalformedSQL(ValueError):
-    """A prediction that is not a usable SQL structure (it scores as wrong)."""
-
-
-@dataclass(frozen=True)
-class SQL:
-    """A checked `{sel, agg, cond_conn_op, conds}` structure."""
-
-    sel: tuple[int, ...]
-    agg: tuple[int, ...]
-    conn: int
-    conds: tuple[tuple[int, int, str], ...]
-
-    @classmethod
-    def parse(cls, raw: Any, num_columns: int | None = None) -> SQL:
-        if not isinstance(raw, Mapping):
-            raise MalformedSQL("not a JSON object")
-        try:
-            sel = tuple(int(c) for c in raw["sel"])
-            agg = tuple(int(a) for a in raw["agg"])
-            conn = int(raw.get("cond_conn_op", 0))
-            conds = tuple((int(c), int(op), str(value)) for c, op, value in raw.get("conds", []))
-        except (KeyError, TypeError, ValueError) as error:
-            raise MalformedSQL(f"bad field ({error})") from None
-        if not sel or len(sel) != len(agg):
-            raise MalformedSQL("sel and agg must be non-empty lists of the same length")
-        columns = list(sel) + [c for c, _, _ in conds]
-        if any(c < 0 or (num_columns is not None and c >= num_columns) for c in columns):
-            raise MalformedSQL("column index out of range")
-        if any(a not in range(len(AGGREGATIONS)) for a in agg):
-            raise MalformedSQL("unknown aggregation code")
-        if any(op not in range(len(OPERATORS)) for _, op, _ in conds):
-            raise MalformedSQL("unknown operator code")
-        if conn not in range(len(CONNECTORS)):
-            raise MalformedSQL("unknown connector code")
-        return cls(sel, agg, conn, conds)
 
 
 def number(text: str) -> float | None:
@@ -137,13 +103,15 @@ def _normalise(rows: Iterable[tuple]) -> list[tuple]:
     return sorted((tuple(cell(v) for v in row) for row in rows), key=repr)
 
 
-def execute(connection: sqlite3.Connection, sql: SQL, table: Mapping[str, Any]) -> list[tuple]:
-    query, parameters = build_query(sql, table["name"], list(table.get("types", [])))
+def execute(connection: sqlite3.Connection, sql: SQL, table: TableLike) -> list[tuple]:
+    """The rows `sql` gives on `table`, normalised (numbers as numbers, order ignored)."""
+    table = Table.of(table)
+    query, parameters = build_query(sql, table.name, table.types)
     return _normalise(connection.execute(query, parameters).fetchall())
 
 
 def execution_equal(connection: sqlite3.Connection, pred: SQL, gold: SQL,
-                    table: Mapping[str, Any]) -> bool:
+                    table: TableLike) -> bool:
     """Equal result sets; a prediction that fails to run counts as wrong. The gold query
     runs first and its failure raises: a database or table that answers nothing must not
     pass for wrong predictions (`check_gold` reports it before scoring starts)."""
@@ -194,28 +162,29 @@ def raise_problems(problems: list[str]) -> None:
 
 
 def check_gold(connection: sqlite3.Connection,
-               items: Iterable[tuple[str, Any, Mapping[str, Any]]]) -> None:
+               items: Iterable[tuple[str, Any, TableLike]]) -> None:
     """BlogmlError naming the first problems unless the database holds the table of every
     (where, gold sql, table record) item and every gold query runs on it. Run it before
     spending compute: a wrong database, a missing table or a gold query that cannot run
     would otherwise make every prediction of it wrong, without a word."""
     present, problems, missing = table_names(connection), [], set()
-    for where, gold, table in items:
-        name = table["name"]
+    for where, gold, record in items:
+        table = Table.of(record)
+        name = table.name
         if name.lower() not in present:
             if name not in missing:
                 problems.append(f"{database_file(connection)}: table {name!r} (id "
-                                f"{table.get('id')!r}) is not in the database; {where} needs it")
+                                f"{table.id!r}) is not in the database; {where} needs it")
             missing.add(name)
             continue
         try:
-            execute(connection, SQL.parse(gold, len(table.get("header", [])) or None), table)
+            execute(connection, SQL.parse(gold, len(table.header) or None), table)
         except (MalformedSQL, sqlite3.Error) as error:
             problems.append(f"{where}: gold sql cannot run on table {name!r} ({error})")
     raise_problems(problems)
 
 
-def score(pairs: Iterable[tuple[Any, Mapping[str, Any], Mapping[str, Any]]],
+def score(pairs: Iterable[tuple[Any, Mapping[str, Any], TableLike]],
           connection: sqlite3.Connection) -> dict[str, float]:
     """Metrics over (raw prediction, gold sql, table) triples.
 
@@ -224,11 +193,12 @@ def score(pairs: Iterable[tuple[Any, Mapping[str, Any], Mapping[str, Any]]],
     """
     totals = {"lf": 0, "ex": 0, "malformed": 0, **{name: 0 for name in COMPONENTS}}
     count = 0
-    for raw, gold_raw, table in pairs:
+    for raw, gold_raw, record in pairs:
         count += 1
+        table = Table.of(record)
         gold = SQL.parse(gold_raw)
         try:
-            pred = SQL.parse(raw, len(table.get("header", [])) or None)
+            pred = SQL.parse(raw, len(table.header) or None)
         except MalformedSQL:
             totals["malformed"] += 1
             continue

@@ -19,11 +19,11 @@ def score_files(gold_path: Path, pred_path: Path, db_path: Path,
     evaluation scores it (under "official"). BlogmlError for malformed input files, a
     database that is not SQLite or lacks a table, and gold sql that cannot run."""
     tables_path = tables_path or tables_path_for(gold_path)
-    gold = read_jsonl(gold_path, "gold question")
+    gold = [question for _, question in read_jsonl(gold_path, "gold question")]
     if not gold:
         raise BlogmlError(f"{gold_path}: holds no gold questions; nothing to score")
     tables = read_tables(tables_path)
-    predictions = [p.get("sql", p) for p in read_jsonl(pred_path, "prediction")]
+    predictions = [p.get("sql", p) for _, p in read_jsonl(pred_path, "prediction")]
     if len(predictions) != len(gold):
         raise BlogmlError(f"{pred_path}: {len(predictions)} predictions for {len(gold)} gold "
                           "questions; one line per question, in order")

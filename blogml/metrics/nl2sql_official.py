@@ -64,22 +64,16 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from blogml.data.nl2sql_sql import AGGREGATIONS, CONNECTORS, OPERATORS, PLAIN_IDENTIFIER
 from blogml.errors import BlogmlError
-from blogml.metrics.nl2sql import (
-    AGGREGATIONS,
-    OPERATORS,
-    PLAIN_IDENTIFIER,
-    database_file,
-    raise_problems,
-    table_names,
-)
+from blogml.metrics.nl2sql import database_file, raise_problems, table_names
 
 ERROR_CONNECTOR = "Error1"  # several conditions and connector 0
 ERROR_EMPTY = "Error2"  # no selection, aggregation or condition
 ERROR_QUERY = "Error3"  # the query does not run
 _AGGREGATION = dict(enumerate(AGGREGATIONS))  # dicts: an unknown code is a crash, as there
 _OPERATOR = dict(enumerate(OPERATORS))
-_CONNECTOR = {0: "", 1: " AND ", 2: " OR "}
+_CONNECTOR = {code: f" {name} " if name else "" for code, name in enumerate(CONNECTORS)}
 _ROWID = {"rowid", "oid", "_rowid_"}
 _CRASHES = (KeyError, TypeError, ValueError, IndexError)  # what malformed input raises
 

@@ -18,10 +18,9 @@ import keras
 from keras import layers, ops
 
 from blogml import replicas
-from blogml.data.nl2sql_classes import NOT_A_VALUE, NOT_SELECTED, NUM_CONNECTORS
+from blogml.data.nl2sql_sql import HEADS, NOT_A_VALUE, NOT_SELECTED, NUM_CONNECTORS
 
 BERT_INPUTS = ("token_ids", "segment_ids", "padding_mask")
-HEADS = ("conn", "agg", "op", "link")
 
 
 def _masked_mean(loss, mask):

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from blogml.data.nl2sql import Split, load_split
-from blogml.data.nl2sql_classes import NOT_A_VALUE, NOT_SELECTED, NUM_CONNECTORS
+from blogml.data.nl2sql_sql import NOT_A_VALUE, NOT_SELECTED, NUM_CONNECTORS
 from blogml.data.wordpiece import WordPieceTokenizer
 from blogml.runners.nl2sql.decode import DecodeRules, decode
 from blogml.runners.nl2sql.features import Features, encode

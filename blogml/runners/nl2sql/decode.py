@@ -22,12 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from blogml.data.nl2sql import Table
-from blogml.data.nl2sql_classes import NOT_A_VALUE, NOT_SELECTED
+from blogml.data.nl2sql_sql import NOT_A_VALUE, NOT_SELECTED, OPERATORS, Table
 from blogml.data.nl2sql_values import closest_cell, value_from_span
 from blogml.metrics.nl2sql import number
 
-EQUAL, NOT_EQUAL = 2, 3  # operator codes (0 >, 1 <, 2 ==, 3 !=)
+EQUAL, NOT_EQUAL = OPERATORS.index("=="), OPERATORS.index("!=")  # operator codes
 SHARED_SHARE = 0.5  # a run's second column needs half the likeliest one's probability
 # A value that names no cell (as a shorter or longer form, a date, a number) is snapped to
 # the nearest by edit distance only within a third of edits: 公关KTV -> 公馆KTV, never

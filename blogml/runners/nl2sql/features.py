@@ -19,15 +19,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from blogml.data.nl2sql import Question, Table
-from blogml.data.nl2sql_classes import LINK_SLOTS, NOT_A_VALUE, NOT_SELECTED
+from blogml.data.nl2sql import Question
+from blogml.data.nl2sql_sql import HEADS, LINK_SLOTS, NOT_A_VALUE, NOT_SELECTED, Table
 from blogml.data.nl2sql_values import align_conditions
 from blogml.data.wordpiece import WordPieceTokenizer
 
 INPUT_NAMES = ("token_ids", "segment_ids", "padding_mask", "header_positions", "header_mask",
                "question_mask")
-# op_mask: 1 on the question tokens whose operator label is known (see the module docstring).
-LABEL_NAMES = ("conn", "agg", "op", "link", "op_mask")
+# A label per head, then op_mask: 1 on the question tokens whose operator label is known
+# (see the module docstring).
+LABEL_NAMES = (*HEADS, "op_mask")
 
 
 @dataclass

@@ -13,7 +13,8 @@ import keras
 from tqdm import tqdm
 
 from blogml.data.batches import ArrayBatches, Batch
-from blogml.data.nl2sql import Invalid, Question, Split, Table, load_split, read_questions
+from blogml.data.nl2sql import Invalid, Question, Split, load_split, read_questions
+from blogml.data.nl2sql_sql import Table
 from blogml.data.nl2sql_values import KINDS as ALIGNMENT_KINDS
 from blogml.data.nl2sql_values import alignment_report
 from blogml.data.wordpiece import WordPieceTokenizer

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from blogml.data.nl2sql import Split, Table, split_paths
+from blogml.data.nl2sql import Split, split_paths
 from blogml.errors import BlogmlError
 from blogml.metrics.nl2sql import check_gold, open_database, score
-
-
-def table_record(table: Table) -> dict[str, Any]:
-    """What the metrics need of a table: its id, SQLite name, header and column types."""
-    return {"id": table.id, "name": table.name, "header": table.header, "types": table.types}
 
 
 def check_split(root: str, split: Split) -> None:
@@ -25,7 +20,7 @@ def check_split(root: str, split: Split) -> None:
                           "col_1..col_n)")
     connection = open_database(split.db_path)
     try:
-        check_gold(connection, ((f"{questions}:{q.line}", q.sql, table_record(split.table_of(q)))
+        check_gold(connection, ((f"{questions}:{q.line}", q.sql, split.table_of(q))
                                 for q in split.questions if q.sql is not None))
     finally:
         connection.close()
@@ -36,7 +31,7 @@ def score_split(split: Split, predicted: dict[int, dict[str, Any]]) -> dict[str,
     with sql; a question without a prediction counts wrong."""
     connection = open_database(split.db_path)
     try:
-        return score(((predicted.get(q.line), q.sql, table_record(split.table_of(q)))
+        return score(((predicted.get(q.line), q.sql, split.table_of(q))
                       for q in split.questions if q.sql is not None), connection)
     finally:
         connection.close()
