@@ -33,7 +33,9 @@ from blogml.config.schema import (
     Section,
     Spec,
     Str,
+    TaggedUnion,
     join,
+    merged_fields,
     show,
     suggest,
 )
@@ -133,36 +135,15 @@ CLAIM_KINDS: dict[str, dict[str, Spec]] = {
 }
 
 
-class ClaimSection(Section):
+class ClaimSection(TaggedUnion):
     """A claim; which keys it takes depends on its `kind`."""
 
     def __init__(self) -> None:
-        fields = dict(CLAIM_COMMON)
-        for kind_fields in CLAIM_KINDS.values():
-            fields.update(kind_fields)
-        super().__init__(fields, "a claim checked against the runs")
-
-    def _check(self, value: Any, path: str, issues: Issues) -> Any:
-        if not isinstance(value, Mapping):
-            return self._reject(value, path, issues)
-        kind = value.get("kind")
-        if kind not in CLAIM_KINDS:
-            if "kind" in value:
-                CLAIM_COMMON["kind"].check(kind, join(path, "kind"), issues)
-            else:
-                issues.add(join(path, "kind"),
-                           f"missing required key ({CLAIM_COMMON['kind'].expected()})")
-            return value
-        fields = {**CLAIM_COMMON, **CLAIM_KINDS[kind]}
-        known = {}
-        for key, item in value.items():
-            owners = [k for k, specs in CLAIM_KINDS.items() if key in specs]
-            if key not in fields and owners:
-                issues.add(join(path, key), f"is a key of {', '.join(owners)} claims, not of "
-                                            f"{kind}; remove it or change kind")
-            else:
-                known[key] = item
-        return Section(fields).check(known, path, issues)
+        variants = {kind: Section({**CLAIM_COMMON, **own}) for kind, own in CLAIM_KINDS.items()}
+        super().__init__(merged_fields(v.fields for v in variants.values()),
+                         "a claim checked against the runs", tag="kind", variants=variants,
+                         foreign="is a key of {owners} claims, not of {tag}; remove it or "
+                                 "change kind")
 
 
 def optimizers_of(bench: dict[str, Any], problem: str) -> list[str]:

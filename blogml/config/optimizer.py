@@ -22,8 +22,8 @@ from blogml.config.schema import (
     Section,
     Spec,
     Str,
+    TaggedUnion,
     join,
-    suggest,
 )
 
 
@@ -104,6 +104,8 @@ COMMON_FIELDS: dict[str, Spec] = {
     "paramwise_lr": MapOf(Pattern(), Float(min=0.0), {}, "learning-rate multiplier per "
                           "variable (name regex -> multiplier; the first match applies)"),
 }
+
+
 def _check_combinations(config: dict[str, Any], path: str, issues: Issues) -> None:
     clipping = [key for key in CLIP_KEYS
                 if config[key] is not None]
@@ -128,28 +130,16 @@ def _check_combinations(config: dict[str, Any], path: str, issues: Issues) -> No
                    "must be below 1 (at 1 the average never moves), got 1")
 
 
-class OptimizerSection(Section):
-    """A Section whose allowed keys depend on the chosen base optimizer."""
+class OptimizerSection(TaggedUnion):
+    """`optimizer:`, whose allowed keys depend on the chosen base optimizer (`name`)."""
 
     def __init__(self) -> None:
-        super().__init__(dict(COMMON_FIELDS), "optimizer",
-                         validators=[_check_combinations])
-
-    def _check(self, value: Any, path: str, issues: Issues) -> Any:
-        name = value.get("name", "adam") if isinstance(value, dict) else "adam"
-        if name not in BASE_OPTIMIZERS:
-            issues.add(join(path, "name"),
-                       f"unknown optimizer {name!r}; {suggest(str(name), list(BASE_OPTIMIZERS))}")
-            return value
-        fields = {**COMMON_FIELDS, **BASE_OPTIMIZERS[name][1]}
-        for key in value:
-            owners = [other for other, (_, args) in BASE_OPTIMIZERS.items() if key in args]
-            if key not in fields and owners:
-                issues.add(join(path, key), f"is an argument of {', '.join(owners)}, not of "
-                                            f"{name}; remove it or change optimizer.name")
-        known = {k: v for k, v in value.items() if k in fields or not any(
-            k in args for _, args in BASE_OPTIMIZERS.values())}
-        return Section(fields, validators=self.validators).check(known, path, issues)
+        variants = {name: Section({**COMMON_FIELDS, **args}, validators=[_check_combinations])
+                    for name, (_, args) in BASE_OPTIMIZERS.items()}
+        super().__init__(dict(COMMON_FIELDS), "optimizer", tag="name", variants=variants,
+                         unknown="unknown optimizer {tag!r}; {suggestion}",
+                         foreign="is an argument of {owners}, not of {tag}; remove it or "
+                                 "change optimizer.name")
 
 
 OPTIMIZER = OptimizerSection()

@@ -14,7 +14,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 _MISSING = object()
@@ -395,3 +395,98 @@ def reference(section: Section, path: str = "") -> list[tuple[str, str, str, str
             default = json.dumps(value) if isinstance(value, (list, dict)) else show(value)
         rows.append((key, spec.expected(), default, spec.doc))
     return rows
+
+
+class TaggedUnion(Section):
+    """A section whose allowed keys depend on the value of one tag key.
+
+    Three config sections work this way: `optimizer:` (tag `name`), `task: optbench` (tag
+    `data.problem`, which decides the `data` and `model` keys) and a bench claim (tag `kind`).
+    This class holds what they share. The tag picks a variant, a whole Section checked in
+    place of this one, so the resolved config holds exactly that variant's keys. A key of
+    another variant is reported with the `foreign` template (placeholders `{owners}`, the
+    variants that have it; `{tag}`; `{part}`) and dropped before the variant checks the rest;
+    a key no variant has is left to the variant's own "unknown key" report.
+
+    `tag` is a key path; its spec (choices, default, or required) is the one in `fields`.
+    `parts` are the subsections whose keys depend on the tag; none: this section's own keys.
+    `unknown` words an unknown tag (placeholders `{tag}`, `{suggestion}`); without it the tag's
+    spec reports it. `fields` only documents (the config reference); variants do the checking.
+    """
+
+    def __init__(self, fields: dict[str, Spec], doc: str, *, tag: str,
+                 variants: Mapping[str, Section], foreign: str, parts: tuple[str, ...] = (),
+                 unknown: str | None = None) -> None:
+        super().__init__(fields, doc)
+        self.tag, self.variants, self.foreign = tag, variants, foreign
+        self.parts, self.unknown = parts, unknown
+        spec: Any = self
+        for key in tag.split("."):
+            spec = spec.fields[key]
+        self.tag_spec: Spec = spec
+
+    def _check(self, value: Any, path: str, issues: Issues) -> Any:
+        if not isinstance(value, Mapping):
+            return self._reject(value, path, issues)
+        *outer, last = self.tag.split(".")
+        holder = value
+        for key in outer:
+            holder = holder.get(key)
+            holder = holder if isinstance(holder, Mapping) else {}
+        where = join(path, self.tag)
+        if last in holder:
+            tag = holder[last]
+        elif self.tag_spec.required:
+            issues.add(where, f"missing required key ({self.tag_spec.expected()})")
+            return self._check_unknown(value, path, issues)
+        else:
+            tag = self.tag_spec.default()
+        if not isinstance(tag, str) or tag not in self.variants:
+            if self.unknown is None:
+                self.tag_spec.check(tag, where, issues)
+            else:
+                suggestion = suggest(str(tag), list(self.variants))
+                issues.add(where, self.unknown.format(tag=tag, suggestion=suggestion))
+            return self._check_unknown(value, path, issues)
+        return self.variants[tag].check(self._drop_foreign(value, tag, path, issues), path,
+                                        issues)
+
+    def _check_unknown(self, value: Mapping, path: str, issues: Issues) -> Any:
+        """The result when no variant applies: the value as written (optbench overrides this
+        to still check the keys that do not depend on the tag)."""
+        return value
+
+    def _drop_foreign(self, value: Mapping, tag: str, path: str, issues: Issues) -> dict:
+        """`value` without the keys of other variants, each reported."""
+        value = dict(value)
+        for part in self.parts or ("",):
+            section = value.get(part) if part else value
+            if not isinstance(section, Mapping):
+                continue
+            keys = {name: _part(variant, part) for name, variant in self.variants.items()}
+            kept = {}
+            for key, item in section.items():
+                owners = [name for name, own in keys.items() if key in own]
+                if key in keys[tag] or not owners:
+                    kept[key] = item
+                    continue
+                issues.add(join(path, f"{part}.{key}" if part else key),
+                           self.foreign.format(owners=", ".join(owners), tag=tag, part=part))
+            if part:
+                value[part] = kept
+            else:
+                value = kept
+        return value
+
+
+def _part(section: Section, part: str) -> dict[str, Spec]:
+    return section.fields[part].fields if part else section.fields
+
+
+def merged_fields(sections: Iterable[Mapping[str, Spec]]) -> dict[str, Spec]:
+    """Every key of `sections`, with the spec of the first that has it: a union's `fields`."""
+    merged: dict[str, Spec] = {}
+    for fields in sections:
+        for key, spec in fields.items():
+            merged.setdefault(key, spec)
+    return merged
