@@ -23,7 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CI", "true")  # no progress bars: time the work, not the terminal
 
 from blogml.config.loader import LoadedConfig  # noqa: E402
-from blogml.runners.launch import build_runner  # noqa: E402
+from blogml.runners.building import build_runner  # noqa: E402
 from blogml.runners.rundir import RunDir  # noqa: E402
 from blogml.tasks.configs import check_config  # noqa: E402
 

@@ -317,7 +317,7 @@ def test_strategy_needs_its_backend(backend, strategy, message):
 def test_a_worker_whose_study_cannot_start_leaves_no_scratch_dir(in_tmp, monkeypatch):
     from blogml.config.loader import LoadedConfig, dump_config
     from blogml.errors import RunDirError
-    from blogml.runners.launch import plan_runs
+    from blogml.runners.planning import plan_runs
 
     monkeypatch.setattr(tempfile, "tempdir", str(in_tmp / "tmp"))
     (in_tmp / "tmp").mkdir()

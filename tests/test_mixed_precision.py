@@ -19,8 +19,8 @@ from blogml.cli.main import cli
 from blogml.optimizers import build_optimizer
 from blogml.runners import checkpoint as ckpt
 from blogml.runners import precision
+from blogml.runners.building import trained_runner
 from blogml.runners.events import read_events
-from blogml.runners.launch import trained_runner
 from blogml.runners.nl2sql.features import INPUT_NAMES
 from blogml.runners.optbench.runner import OptbenchRunner
 from tests.conftest import assert_same_checkpoint, sigterm_at, write_config

@@ -101,7 +101,7 @@ def test_train_eval_and_predict_round_trip_through_the_metric(in_tmp, demo_data)
     # It learned: the same model untrained (same seed: the weights the run started from)
     # gets LF 0 and sel 0-0.03 on these questions (measured on TensorFlow and JAX); trained,
     # LF 0.78 (TensorFlow) and 0.91 (JAX), sel 0.88 and 1.0.
-    from blogml.runners.launch import build_runner, config_from_run_dir
+    from blogml.runners.building import build_runner, config_from_run_dir
     from blogml.runners.rundir import RunDir
 
     untrained = build_runner(config_from_run_dir(str(run)), RunDir(in_tmp / "untrained"))

@@ -8,7 +8,7 @@ import pytest
 
 from blogml.data.synthetic import bag_splits, rosenbrock_noise_splits, zipf_probabilities
 from blogml.runners import checkpoint as ckpt
-from blogml.runners.launch import build_runner
+from blogml.runners.building import build_runner
 from blogml.runners.rundir import RunDir
 from blogml.tasks.configs import check_config
 from blogml.tasks.problems import PROBLEMS

@@ -52,7 +52,7 @@ def test_a_run_writes_the_whole_run_directory_and_eval_scores_it(in_tmp):
     assert scored["accuracy"] == pytest.approx(best["accuracy"], abs=1e-6)
     assert json.loads((run / "eval_val.json").read_text()) == scored
 
-    from blogml.runners.launch import build_runner, config_from_run_dir
+    from blogml.runners.building import build_runner, config_from_run_dir
     from blogml.runners.rundir import RunDir
 
     runner = build_runner(config_from_run_dir(str(run)), RunDir(run))

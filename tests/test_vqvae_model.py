@@ -8,7 +8,7 @@ import pytest
 from keras import ops
 
 from blogml.models.quantizer import VectorQuantizer, straight_through
-from blogml.models.vqvae import VQVAE, code_statistics, psnr
+from blogml.models.vqvae import VQVAE, CodeUsage, code_statistics, psnr
 
 pytestmark = [pytest.mark.backend_neutral, pytest.mark.models]
 
@@ -132,3 +132,19 @@ def test_loss_and_metrics_follow_their_definitions():
     p = np.array([0.5, 0.25, 0.25])
     assert float(perplexity) == pytest.approx(np.exp(-(p * np.log(p)).sum()), rel=1e-6)
     assert float(used) == 0.75
+
+
+def test_code_usage_is_of_the_whole_histogram_not_a_mean_over_batches():
+    """Two batches using codes {0} and {1}: each alone has perplexity 1 and uses 1 code in
+    4; together the histogram is [2, 2, 0, 0], perplexity 2, half the codes used."""
+    usage = CodeUsage(4)
+    usage.update_state(np.array([[0, 0]]))
+    usage.update_state(np.array([[1, 1]]))
+    result = {k: float(v) for k, v in usage.result().items()}
+    assert result == pytest.approx({"perplexity": 2.0, "codes_used": 0.5})
+    alone = [float(v) for v in code_statistics(np.array([[0, 0]]), 4)]
+    assert alone == pytest.approx([1.0, 0.25])
+    usage.reset_state()
+    usage.update_state(np.array([[3]]))
+    assert {k: float(v) for k, v in usage.result().items()} == pytest.approx(
+        {"perplexity": 1.0, "codes_used": 0.25})

@@ -16,7 +16,7 @@ import click
 def evaluate(run_dir: str, split: str, checkpoint: str) -> None:
     """Evaluate the run in RUN_DIR and print its metrics as one JSON object (also kept as
     RUN_DIR/eval_<split>.json)."""
-    from blogml.runners.launch import evaluate_run, write_evaluation
+    from blogml.runners.evaluation import evaluate_run, write_evaluation
 
     result = evaluate_run(run_dir, checkpoint, split)
     click.echo(json.dumps(result))  # first: a run dir that cannot be written loses nothing

@@ -33,7 +33,7 @@ def _check_writable(path: Path, option: str) -> None:
 
 
 def _trained_runner(run_dir: str, checkpoint: str):
-    from blogml.runners.launch import trained_runner
+    from blogml.runners.building import trained_runner
 
     return trained_runner(run_dir, checkpoint)[0]
 
@@ -45,8 +45,7 @@ def _warnings_on_stderr() -> Iterator[None]:
     training data's report, which loading the run repeats and nobody predicting needs."""
     from blogml.runners.console import run_logging
 
-    with run_logging(Path(os.devnull)) as log:  # the console handler alone: no log file
-        log.setLevel(logging.WARNING)
+    with run_logging(None, logging.WARNING):
         yield
 
 

@@ -42,7 +42,9 @@ def train(config_files: tuple[str, ...], overrides: tuple[str, ...], run_dir: st
     checkpoint, the rest start. Exit code: 0 all finished, 1 a run failed, 2 bad input,
     130 interrupted.
     """
-    from blogml.runners.launch import config_from_run_dir, discard, execute, plan_runs
+    from blogml.runners.building import config_from_run_dir
+    from blogml.runners.launch import execute
+    from blogml.runners.planning import discard, plan_runs
     from blogml.runners.preflight import check_data
     from blogml.tasks.configs import load_configs
 

@@ -96,7 +96,7 @@ def row_changes(cell: Cell, pattern: str) -> tuple[np.ndarray, np.ndarray] | Non
     import keras
 
     from blogml.runners import checkpoint as ckpt
-    from blogml.runners.launch import build_runner
+    from blogml.runners.building import build_runner
 
     runner = build_runner(cell.loaded, RunDir(cell.run_dir))
     matched = [v for v in runner.model.variables if re.search(pattern, v.path)]

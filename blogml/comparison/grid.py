@@ -121,9 +121,5 @@ def _sound_cells(values: dict[str, Any], sound: Sound) -> Iterable[tuple[str, st
 
 
 def _unique(issues: Iterable[ConfigIssue]) -> list[ConfigIssue]:
-    seen, unique = set(), []
-    for issue in issues:
-        if str(issue) not in seen:
-            seen.add(str(issue))
-            unique.append(issue)
-    return unique
+    """Each issue once (the same text from two cells of the grid), in first-seen order."""
+    return list({str(issue): issue for issue in issues}.values())

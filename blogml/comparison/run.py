@@ -23,7 +23,8 @@ from blogml.comparison.report import write_report
 from blogml.comparison.results import collect, write_csv
 from blogml.errors import EXIT_INTERRUPTED, BlogmlError, ConfigError, RunDirError
 from blogml.runners.console import interactive
-from blogml.runners.launch import Outcome, RunPlan, discard, execute, plan_runs
+from blogml.runners.launch import Outcome, execute
+from blogml.runners.planning import RunPlan, discard, plan_runs
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,8 @@ def shift_right(codes: np.ndarray, num_codes: int) -> np.ndarray:
     return np.concatenate([start, flat[:, :-1]], axis=1).astype(np.int32)
 
 
-def bits_per_code(nats: float) -> float:
+def bits_per_code(nats):
+    """Nats (a number or a tensor of them) in bits."""
     return nats / math.log(2.0)
 
 

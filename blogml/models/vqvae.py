@@ -70,18 +70,51 @@ def psnr(images, reconstructions):
     return 10.0 * ops.log(1.0 / ops.maximum(mse, 1e-10)) / math.log(10.0)
 
 
-def code_statistics(codes, num_codes: int):
-    """(perplexity, fraction of codes used) of a batch of code indices.
-
-    Perplexity exp(−Σ p log p) of the code histogram: 1 when one code is used for
-    everything, `num_codes` when all are used equally. The histogram is the global batch's
-    (summed over tf.distribute replicas), as these do not average over slices.
-    """
+def code_counts(codes, num_codes: int):
+    """How often each code occurs in `codes`, summed over tf.distribute replicas (the global
+    batch's: these statistics do not average over slices)."""
     [counts] = replicas.all_sum([ops.sum(ops.one_hot(ops.reshape(codes, (-1,)), num_codes),
                                          axis=0)])
-    p = counts / ops.sum(counts)
+    return counts
+
+
+def usage_of_counts(counts):
+    """(perplexity, fraction of codes used) of a code histogram.
+
+    Perplexity exp(−Σ p log p): 1 when one code is used for everything, `num_codes` when
+    all are used equally.
+    """
+    p = counts / ops.maximum(ops.sum(counts), 1.0)
     entropy = -ops.sum(ops.where(p > 0, p * ops.log(ops.maximum(p, 1e-12)), 0.0))
     return ops.exp(entropy), ops.mean(ops.cast(counts > 0, "float32"))
+
+
+def code_statistics(codes, num_codes: int):
+    """(perplexity, fraction of codes used) of a batch of code indices."""
+    return usage_of_counts(code_counts(codes, num_codes))
+
+
+class CodeUsage(keras.metrics.Metric):
+    """Perplexity and fraction of codes used (`usage_of_counts`) of the histogram of every
+    code it was given. Neither averages over batches (the mean of per-batch perplexities
+    understates how many codes a split uses), so the histogram itself is the state:
+    `train_on_batch` resets it every step (a batch's figures), an evaluation once per split
+    (the split's)."""
+
+    def __init__(self, num_codes: int, name: str = "code_usage", **kwargs) -> None:
+        super().__init__(name=name, **kwargs)
+        self.num_codes = num_codes
+        self.counts = self.add_variable(shape=(num_codes,), initializer="zeros", name="counts")
+
+    def update_state(self, codes) -> None:
+        self.counts.assign_add(ops.cast(code_counts(codes, self.num_codes), self.counts.dtype))
+
+    def result(self) -> dict:
+        perplexity, used = usage_of_counts(self.counts.value)
+        return {"perplexity": perplexity, "codes_used": used}
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "num_codes": self.num_codes}
 
 
 class VQVAE(keras.Model):
@@ -103,7 +136,8 @@ class VQVAE(keras.Model):
                                          seed=seed, dtype="float32", name="quantizer")
         self.decoder = build_decoder(self.grid_size, z_dim, blocks)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in
-                         ("mse", "psnr", "perplexity", "codes_used", "commitment")}
+                         ("mse", "psnr", "commitment")}
+        self.code_usage = CodeUsage(num_codes)
         self.build((None, image_size, image_size, 3))
 
     def build(self, input_shape) -> None:
@@ -135,13 +169,15 @@ class VQVAE(keras.Model):
         return replicas.loss_share(loss)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None) -> dict:
+        """Means per image (weighted by the batch's size, so that an evaluation over
+        batches of different sizes gives the split's mean) and the split's code usage."""
         super().compute_metrics(x, y, y_pred, sample_weight)
-        reconstruction = y_pred["reconstruction"]
-        perplexity, used = code_statistics(y_pred["codes"], self.num_codes)
-        self.trackers["mse"].update_state(ops.mean(ops.square((reconstruction - x) / 2.0)))
-        self.trackers["psnr"].update_state(ops.mean(psnr(x, reconstruction)))
-        self.trackers["perplexity"].update_state(perplexity)
-        self.trackers["codes_used"].update_state(used)
+        reconstruction, images = y_pred["reconstruction"], ops.shape(x)[0]
+        self.trackers["mse"].update_state(ops.mean(ops.square((reconstruction - x) / 2.0)),
+                                          sample_weight=images)
+        self.trackers["psnr"].update_state(ops.mean(psnr(x, reconstruction)),
+                                           sample_weight=images)
         self.trackers["commitment"].update_state(
-            ops.mean(ops.square(y_pred["z"] - y_pred["e"])))
+            ops.mean(ops.square(y_pred["z"] - y_pred["e"])), sample_weight=images)
+        self.code_usage.update_state(y_pred["codes"])
         return self.get_metrics_result()

@@ -43,9 +43,5 @@ def _call(update: Callable[[], None]) -> None:
 
 
 def _unique(variables: list[keras.Variable]) -> list[keras.Variable]:
-    seen, unique = set(), []
-    for variable in variables:
-        if id(variable) not in seen:
-            seen.add(id(variable))
-            unique.append(variable)
-    return unique
+    """Each variable once, in first-seen order (by identity: variables do not hash by value)."""
+    return list({id(variable): variable for variable in variables}.values())

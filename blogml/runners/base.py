@@ -17,8 +17,8 @@ import os
 import socket
 import time
 import traceback
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,31 +33,26 @@ from blogml.errors import (
     describe_os_error,
 )
 from blogml.optimizers import build_optimizer
+from blogml.optimizers.derived import DerivedOptimizer
 from blogml.runners import checkpoint as ckpt
 from blogml.runners import precision, strategies
-from blogml.runners.console import progress_bar
 from blogml.runners.events import EventLog, read_events
+from blogml.runners.loop_actions import (
+    DrawSamples,
+    EpochBars,
+    LogWindow,
+    LoopAction,
+    LoopState,
+    RunClock,
+    SaveLast,
+    ValidateAndKeepBest,
+)
 from blogml.runners.plots import plot_curves
 from blogml.runners.rundir import RunDir
 from blogml.runners.signals import StopSignal
 from blogml.runners.versions import environment_versions
 
 log = logging.getLogger("blogml")
-
-
-@dataclass
-class LoopState:
-    """Everything besides variables that a checkpoint needs to continue exactly."""
-
-    step: int = 0
-    best_value: float | None = None
-    best_step: int | None = None
-    last_eval: dict[str, float] = field(default_factory=dict)
-    wall_seconds: float = 0.0  # in the training loop, summed over resumes
-    eval_seconds: float = 0.0  # the part of it spent validating
-    # Running sums of the current logging window, so a resumed run logs the same means.
-    window_sums: dict[str, float] = field(default_factory=dict)
-    window_steps: int = 0
 
 
 @dataclass
@@ -107,9 +102,15 @@ class BaseRunner:
         """What summary.json should say about the data (e.g. how much of it was usable)."""
         return {}
 
-    def draw_samples(self, step: int) -> None:
-        """Write this step's samples/ grids; tasks with `train.sample_every` override it."""
-        raise NotImplementedError
+    def task_actions(self) -> list[LoopAction]:
+        """The task's own periodic jobs, run after validation and before the checkpoint of
+        a step (see `loop_actions`); the image tasks draw samples."""
+        return []
+
+    def sample_action(self, draw: Callable[[int], None]) -> DrawSamples:
+        """`draw(step)` every `train.sample_every` steps (default: with each validation)
+        and at the end: for the tasks whose config has the sample keys."""
+        return DrawSamples(self, self.train_config["sample_every"] or self.eval_every, draw)
 
     # ---- setup ------------------------------------------------------------------------
 
@@ -170,14 +171,17 @@ class BaseRunner:
     def evaluation_weights(self) -> contextlib.AbstractContextManager:
         """The weights to evaluate, predict and keep as `best` with: the EMA of the weights
         when the optimizer keeps one for evaluation (`optimizer.ema`), else the weights."""
-        swap = getattr(precision.base_optimizer(self.model.optimizer), "evaluation_weights",
-                       None)
-        return swap() if swap is not None else contextlib.nullcontext()
+        optimizer = precision.base_optimizer(self.model.optimizer)
+        if isinstance(optimizer, DerivedOptimizer):
+            return optimizer.evaluation_weights()
+        return contextlib.nullcontext()
 
     # ---- evaluation -------------------------------------------------------------------
 
     def evaluate(self, split: str) -> dict[str, float]:
-        """Mean of each compiled metric over every example of `split`."""
+        """Mean of each compiled metric over every example of `split`: the batches' values
+        weighted by their sizes, which is exact for metrics that average over examples (a
+        task with a metric of the whole split uses `Distribution.evaluate`, the VQ-VAE)."""
         totals: dict[str, float] = {}
         count = 0
         for batch in self.eval_batches(split):
@@ -202,8 +206,8 @@ class BaseRunner:
         else:
             log.info("starting %s (%s): %d steps", self.run_dir, self.source or "config",
                      self.total_steps)
-        self._events = EventLog(self.run_dir, resume_step=state.step if resume else None)
-        self._clock = _RunClock(state)
+        self.events = EventLog(self.run_dir, resume_step=state.step if resume else None)
+        self.clock = RunClock(state)
         self._write_summary(state, "running")
         # Signals stay caught through the plots: a second Ctrl-C there skips them (exit 130,
         # summary written) instead of killing the process with the default handler.
@@ -229,97 +233,46 @@ class BaseRunner:
                                 f"crashed: {type(error).__name__}: {error}")
         finally:
             try:
-                self._events.close()
+                self.events.close()
             except OSError as error:
                 log.error("could not finish the event files: %s", describe_os_error(error))
 
     def _loop(self, state: LoopState, stop: StopSignal) -> RunResult:
+        """Step until `train.epochs` are done, a stop is requested or the loss is not finite;
+        after each step the loop's actions do their periodic jobs (`loop_actions`)."""
         config = self.train_config
-        checkpoint_every = config["checkpoint_every"] or self.steps_per_epoch
+        bars = EpochBars(self.steps_per_epoch, config["epochs"])
+        actions = [LogWindow(self, bars, config["log_every"]), bars,
+                   ValidateAndKeepBest(self, self.eval_every), *self.task_actions(),
+                   SaveLast(self, config["checkpoint_every"] or self.steps_per_epoch)]
         batches = self.train_batches(state.step)
-        window_start = time.perf_counter()
-        bar = None
-        while state.step < self.total_steps:
-            epoch, position = divmod(state.step, self.steps_per_epoch)
-            if bar is None:
-                bar = progress_bar(self.steps_per_epoch, position,
-                                   f"epoch {epoch + 1}/{config['epochs']}")
-            logs = self.distribution.train_on_batch(self.model, next(batches))
-            state.step += 1
-            bar.update(1)
-            loss = float(logs["loss"])
-            if not math.isfinite(loss):
-                bar.close()
-                return self._finish(state, "failed", EXIT_FAILED,
-                                    f"loss is {loss} at step {state.step}; stopped, the last "
-                                    "good checkpoint is kept")
-            for name, value in logs.items():
-                state.window_sums[name] = state.window_sums.get(name, 0.0) + float(value)
-            state.window_steps += 1
-            if state.step % config["log_every"] == 0:
-                now = time.perf_counter()
-                self._log_train(state, epoch, state.window_steps / (now - window_start), bar)
-                window_start = now
-            end_of_epoch = state.step % self.steps_per_epoch == 0
-            if end_of_epoch:
-                bar.close()
-                bar = None
-            if state.step % self.eval_every == 0 or state.step == self.total_steps:
-                self._validate(state)
-            self._sample_if_due(state.step)
-            if state.step % checkpoint_every == 0 or end_of_epoch or stop.requested:
-                self._save("last", state)
-            if stop.requested:
-                if bar is not None:
-                    bar.close()
-                return self._finish(state, "interrupted", EXIT_INTERRUPTED,
-                                    f"stopped by {stop.requested} at step {state.step}; "
-                                    "resume with --resume")
-        self._save("last", state)
+        ended = None
+        try:
+            while state.step < self.total_steps and ended is None:
+                bar = bars.open(state.step)
+                logs = self.distribution.train_on_batch(self.model, next(batches))
+                state.step += 1
+                bar.update(1)
+                loss = float(logs["loss"])
+                if not math.isfinite(loss):
+                    ended = ("failed", EXIT_FAILED, f"loss is {loss} at step {state.step}; "
+                             "stopped, the last good checkpoint is kept")
+                    break
+                for action in actions:
+                    action.after_step(state, logs, stopping=bool(stop.requested))
+                if stop.requested:
+                    ended = ("interrupted", EXIT_INTERRUPTED, f"stopped by {stop.requested} "
+                             f"at step {state.step}; resume with --resume")
+        finally:
+            bars.close()
+        if ended is not None:
+            return self._finish(state, *ended)
+        self.save("last", state)
         return self._finish(state, "finished", EXIT_OK, "")
 
-    def _sample_if_due(self, step: int) -> None:
-        """Every `train.sample_every` steps (default: with each validation) and at the end,
-        with the evaluation weights, for tasks whose config has sample keys."""
-        if "sample_every" not in self.train_config:
-            return
-        every = self.train_config["sample_every"] or self.eval_every
-        if step % every == 0 or step == self.total_steps:
-            with self.evaluation_weights():
-                self.draw_samples(step)
-
-    def _log_train(self, state: LoopState, epoch: int, speed: float, bar: Any) -> None:
-        """Write the means of the logging window, then start a new window."""
-        means = {k: v / state.window_steps for k, v in state.window_sums.items()}
-        means["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        self._events.write("train", state.step, means, epoch=epoch + 1,
-                           steps_per_sec=round(speed, 3), time=round(self._clock.tick(), 3))
-        bar.set_postfix(loss=f"{means['loss']:.4g}")
-        if bar.disable:
-            log.info("step %d/%d  epoch %d  loss %.4g  %.1f steps/s", state.step,
-                     self.total_steps, epoch + 1, means["loss"], speed)
-        state.window_sums, state.window_steps = {}, 0
-
-    def _validate(self, state: LoopState) -> None:
-        """Evaluate on val, log it, and keep `best` when the monitored metric improved."""
-        started = self._clock.tick()
-        with self.evaluation_weights():
-            metrics = self.evaluate("val")
-            state.eval_seconds += self._clock.tick() - started
-            value = metrics[self.monitor.removeprefix("val_")]
-            better = (state.best_value is None
-                      or (value < state.best_value if self.train_config["monitor_mode"] == "min"
-                          else value > state.best_value))
-            if better:  # `best` holds the weights that were evaluated (EMA ones, with EMA)
-                state.best_value, state.best_step = value, state.step
-                self._save("best", state)
-        state.last_eval = metrics
-        self._events.write("val", state.step, metrics, time=round(state.wall_seconds, 3))
-        log.info("step %d  val %s", state.step,
-                 "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
-
-    def _save(self, name: str, state: LoopState) -> None:
-        self._clock.tick()
+    def save(self, name: str, state: LoopState) -> None:
+        """checkpoints/<name> (best or last) with the loop state; summary.json with last."""
+        self.clock.tick()
         ckpt.save_checkpoint(self.run_dir.checkpoint(name), self.checkpoint_variables(),
                              {"loop": asdict(state), "checkpoint": name})
         if name == "last":
@@ -337,7 +290,7 @@ class BaseRunner:
                          state.wall_seconds, message)
 
     def _write_summary(self, state: LoopState, status: str, message: str = "") -> None:
-        self._clock.tick()
+        self.clock.tick()
         train_seconds = state.wall_seconds - state.eval_seconds
         self.run_dir.write_summary({
             "status": status,
@@ -347,7 +300,7 @@ class BaseRunner:
             "step": state.step,
             "total_steps": self.total_steps,
             "best": {"metric": self.monitor, "value": state.best_value, "step": state.best_step},
-            "final": {"val": state.last_eval, "train": self._events.last.get("train", {})},
+            "final": {"val": state.last_eval, "train": self.events.last.get("train", {})},
             **({"data": report} if (report := self.data_report()) else {}),
             "precision": precision.report(self.model),
             "distribution": {"strategy": self.config["distribution"]["strategy"],
@@ -381,17 +334,3 @@ class BaseRunner:
     def sample(self, output_path: Path, count: int, temperature: float, seed: int) -> Path:
         """Write `count` samples as a PNG grid; generative tasks override this."""
         raise BlogmlError(f"task {self.config['task']} has no `blogml sample`")
-
-class _RunClock:
-    """Accumulates the run's wall time into its loop state, across resumes."""
-
-    def __init__(self, state: LoopState) -> None:
-        self.state = state
-        self._mark = time.perf_counter()
-
-    def tick(self) -> float:
-        """Add the time since the last tick; return the run's total wall seconds."""
-        now = time.perf_counter()
-        self.state.wall_seconds += now - self._mark
-        self._mark = now
-        return self.state.wall_seconds

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import h5py
-import keras
 import numpy as np
 
 from blogml.errors import CheckpointError, naming
@@ -51,6 +50,8 @@ def checkpoint_file(folder: Path) -> Path:
 
 
 def _values(variables: Sequence[Any]) -> list[tuple[str, np.ndarray]]:
+    import keras  # here: reading a checkpoint (the data checks do) needs no Keras
+
     return [(v.path, keras.ops.convert_to_numpy(v)) for v in variables]
 
 
@@ -116,6 +117,12 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def read_meta(handle: h5py.File) -> dict[str, Any]:
+    """The loop state and name an open checkpoint file records; KeyError or ValueError when
+    it has none (a file cut short before its last write)."""
+    return json.loads(handle.attrs["meta"])
+
+
 def load_checkpoint(location: str | os.PathLike) -> Checkpoint:
     """Read a checkpoint folder (or its .h5 file); CheckpointError if missing or corrupt."""
     location = Path(location)
@@ -124,7 +131,7 @@ def load_checkpoint(location: str | os.PathLike) -> Checkpoint:
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
         with h5py.File(path, "r") as handle:
-            meta = json.loads(handle.attrs["meta"])
+            meta = read_meta(handle)
             groups = {
                 name: [(str(group[key].attrs["path"]), group[key][()]) for key in sorted(group)]
                 for name, group in handle.items()

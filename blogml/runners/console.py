@@ -37,18 +37,20 @@ def _log_warning(message: Warning | str, category: type[Warning], filename: str,
 
 
 @contextlib.contextmanager
-def run_logging(log_file: Path) -> Iterator[logging.Logger]:
-    """Route the `blogml` logger to the console and (appending) to `log_file`, and Python
-    warnings (Keras's, TensorFlow's, NumPy's) through it: train.log holds what was printed.
-    Everything is put back as it was on the way out."""
-    file_handler = logging.FileHandler(log_file, encoding="utf-8")
-    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    console = _TqdmHandler()
-    console.setFormatter(logging.Formatter("%(message)s"))
+def run_logging(log_file: Path | None, level: int = logging.INFO) -> Iterator[logging.Logger]:
+    """Route the `blogml` logger (from `level` up) to the console and, appending, to
+    `log_file` (None: the console only), and Python warnings (Keras's, TensorFlow's,
+    NumPy's) through it: train.log holds what was printed. Everything is put back as it was
+    on the way out."""
+    handlers: list[logging.Handler] = [_TqdmHandler()]
+    handlers[0].setFormatter(logging.Formatter("%(message)s"))
+    if log_file is not None:
+        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+        handlers[1].setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     previous_level, previous_propagate = log.level, log.propagate
-    log.setLevel(logging.INFO)
-    log.addHandler(file_handler)
-    log.addHandler(console)
+    log.setLevel(level)
+    for handler in handlers:
+        log.addHandler(handler)
     log.propagate = False
     previous_showwarning = warnings.showwarning
     warnings.showwarning = _log_warning
@@ -56,11 +58,11 @@ def run_logging(log_file: Path) -> Iterator[logging.Logger]:
         yield log
     finally:
         warnings.showwarning = previous_showwarning
-        log.removeHandler(file_handler)
-        log.removeHandler(console)
+        for handler in handlers:
+            log.removeHandler(handler)
+            handler.close()
         log.setLevel(previous_level)
         log.propagate = previous_propagate
-        file_handler.close()
 
 
 def progress_bar(total: int, initial: int, description: str) -> tqdm:

@@ -15,7 +15,7 @@ calls the model once, outside the replicas.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import keras
@@ -96,12 +96,19 @@ class TFStrategy(Distribution):
         return _floats(self._train_step(self._split(batch)))
 
     def test_on_batch(self, model: keras.Model, batch: Batch) -> dict[str, Any]:
-        if self._test_step is None:
-            self._build(model, batch)
-            self._test_step = self._step(model.test_step)
+        return self.evaluate(model, [batch])
+
+    def evaluate(self, model: keras.Model, batches: Iterable[Batch]) -> dict[str, float]:
+        """Each batch whole on every replica (the logs averaged over them are the batch's)."""
+        logs: dict[str, Any] = {}
         model.reset_metrics()
-        return _floats(self._test_step(tuple(tf.nest.map_structure(tf.convert_to_tensor, part)
-                                             for part in batch)))
+        for batch in batches:
+            if self._test_step is None:
+                self._build(model, batch)
+                self._test_step = self._step(model.test_step)
+            logs = self._test_step(tuple(tf.nest.map_structure(tf.convert_to_tensor, part)
+                                         for part in batch))
+        return _floats(logs)
 
     def predict_on_batch(self, model: keras.Model, inputs: Any) -> Any:
         """The model called once, in cross-replica context (it reads the replicas' common

@@ -1,17 +1,19 @@
 """`distribution.strategy`: the engine that spreads each training step over devices.
 
 The loop in `base.py` asks a `Distribution` for a few things only: a scope to build the
-model and optimizer in, and one training, evaluation or prediction step on a global batch (which
-process writes the run directory is `workers.is_chief_process`, decided before Keras
-starts). `none` is the plain single-device path; `data_parallel` is
-keras.distribution.DataParallel (JAX shards each batch itself inside `train_on_batch`);
-`mirrored` and `multi_worker` are tf.distribute strategies, behind `distribute_tf`;
-`strategies.create` picks one from the config.
+model and optimizer in, one training or prediction step on a global batch, and an
+evaluation over a split's batches (which process writes the run directory is
+`workers.is_chief_process`, decided before Keras starts). `none` is the plain
+single-device path; `data_parallel` is keras.distribution.DataParallel (JAX shards each
+batch itself inside `train_on_batch`); `mirrored` and `multi_worker` are tf.distribute
+strategies, behind `distribute_tf`; `strategies.create` picks one from the config.
 """
 
 from __future__ import annotations
 
 import contextlib
+import warnings
+from collections.abc import Iterable
 from typing import Any
 
 import keras
@@ -36,6 +38,16 @@ class Distribution:
     def test_on_batch(self, model: keras.Model, batch: Batch) -> dict[str, Any]:
         """The compiled metrics of one evaluation batch, as `model.test_on_batch` gives them."""
         return model.test_on_batch(*batch, return_dict=True)
+
+    def evaluate(self, model: keras.Model, batches: Iterable[Batch]) -> dict[str, float]:
+        """The compiled metrics over every batch: reset once, accumulated, read once, so a
+        metric of the whole split (the VQ-VAE's code histogram) sees all of it. Slower per
+        batch than `test_on_batch` on TensorFlow (a tf.data pipeline per call)."""
+        with warnings.catch_warnings():
+            # Keras warns when a generator of unknown length ends: that is how a split ends.
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+            logs = model.evaluate(iter(batches), verbose=0, return_dict=True)
+        return {name: float(value) for name, value in logs.items()}
 
     def predict_on_batch(self, model: keras.Model, inputs: Any) -> Any:
         """The model's outputs on one batch, one row per input row."""

@@ -202,7 +202,7 @@ def test_an_output_below_a_file_is_refused_before_the_run_is_loaded(
     unchanged.append(blocker)
     run = vqvae_run if command == "predict" else prior_run
     unchanged.append(run)
-    monkeypatch.setattr("blogml.runners.launch.trained_runner",
+    monkeypatch.setattr("blogml.runners.building.trained_runner",
                         lambda *args: pytest.fail("loaded the run"))
     output = blocker / "sub" / "x.png"
     args = ["--input", str(faces)] if command == "predict" else []

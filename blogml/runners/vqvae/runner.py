@@ -18,10 +18,11 @@ from blogml.data.batches import Batch
 from blogml.data.celeba import IMAGE_SUFFIXES, square_image
 from blogml.data.hdf5 import HDF5Images, to_unit_range
 from blogml.errors import BlogmlError
-from blogml.models.vqvae import VQVAE, psnr
+from blogml.models.vqvae import VQVAE
 from blogml.runners.base import BaseRunner
 from blogml.runners.console import interactive
 from blogml.runners.images import save_grid, to_uint8
+from blogml.runners.loop_actions import LoopAction
 from blogml.runners.preflight import require_data
 
 log = logging.getLogger("blogml")
@@ -66,31 +67,10 @@ class VQVAERunner(BaseRunner):
         return {}  # the loss is the model's own compute_loss (README: task: vqvae)
 
     def evaluate(self, split: str) -> dict[str, float]:
-        """Means over every image, and codebook statistics of the whole split's histogram
-        (a mean of per-batch perplexities would understate how many codes are in use)."""
-        model: VQVAE = self.model
-        totals = {"loss": 0.0, "mse": 0.0, "psnr": 0.0, "commitment": 0.0}
-        histogram = np.zeros(model.num_codes)
-        count = 0
-        for (images,) in self.eval_batches(split):
-            out = model(images, training=False)
-            size = len(images)
-            totals["loss"] += float(model.compute_loss(images, None, out, training=False)) * size
-            reconstruction = keras.ops.convert_to_numpy(out["reconstruction"])
-            totals["mse"] += float(np.mean(((reconstruction - images) / 2.0) ** 2)) * size
-            totals["psnr"] += float(np.sum(keras.ops.convert_to_numpy(psnr(images,
-                                                                           reconstruction))))
-            z, e = (keras.ops.convert_to_numpy(out[k]) for k in ("z", "e"))
-            totals["commitment"] += float(np.mean((z - e) ** 2)) * size
-            codes = keras.ops.convert_to_numpy(out["codes"]).reshape(-1)
-            histogram += np.bincount(codes, minlength=model.num_codes)
-            count += size
-        metrics = {name: total / count for name, total in totals.items()}
-        p = histogram / histogram.sum()
-        nonzero = p[p > 0]
-        metrics["perplexity"] = float(np.exp(-np.sum(nonzero * np.log(nonzero))))
-        metrics["codes_used"] = float(np.mean(histogram > 0))
-        return metrics
+        """Means over every image, and the code usage of the whole split's histogram (a
+        mean of per-batch perplexities would understate how many codes are in use): the
+        compiled metrics accumulated over the split, in the run's distribution."""
+        return self.distribution.evaluate(self.model, self.eval_batches(split))
 
     def predict(self, input_path: Path, output_path: Path) -> Path:
         """Reconstructions of a folder of images (cropped and resized as the training cache
@@ -189,6 +169,9 @@ class VQVAERunner(BaseRunner):
             return square_image(path, crop, self.image_size)
         except ValueError:  # smaller than the training crop: take its largest square
             return square_image(path, 0, self.image_size)
+
+    def task_actions(self) -> list[LoopAction]:
+        return [self.sample_action(self.draw_samples)]
 
     def draw_samples(self, step: int) -> None:
         """samples/reconstructions_<step>.png (originals over reconstructions) and

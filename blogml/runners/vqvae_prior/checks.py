@@ -8,7 +8,6 @@ makes it: the prior is then checked through that config. Keras-free.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import h5py
 from blogml.config.loader import LoadedConfig, read_yaml
 from blogml.data.hdf5 import batch_problem, open_cache, split_problem
 from blogml.errors import BlogmlError, ConfigIssue
+from blogml.runners import checkpoint as ckpt
 from blogml.runners.rundir import RunDir
 from blogml.runners.vqvae import checks as vqvae_checks
 from blogml.tasks.configs import check_config
@@ -78,13 +78,13 @@ def _stored_vqvae_config(run: RunDir, source: str
 def _checkpoint_problem(run: RunDir, name: str) -> str | None:
     """Why `checkpoints/<name>/checkpoint.h5` of `run` cannot be restored, or None: it must
     open as HDF5 and hold the loop state that every checkpoint has."""
-    path = run.checkpoint(name) / "checkpoint.h5"
+    path = ckpt.checkpoint_file(run.checkpoint(name))
     if not path.is_file():
         return (f"{path}: not found; the run has no {name!r} checkpoint yet (train it on: "
                 f"`blogml train --run-dir {run} --resume`)")
     try:
         with h5py.File(path, "r") as handle:
-            json.loads(handle.attrs["meta"])
+            ckpt.read_meta(handle)
     except (OSError, KeyError, ValueError) as error:
         return f"{path}: checkpoint is corrupt or unreadable ({error}); train {run} again"
     return None

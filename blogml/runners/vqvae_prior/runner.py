@@ -15,11 +15,13 @@ import numpy as np
 from tqdm import tqdm
 
 from blogml.data.batches import ArrayBatches, Batch, eval_batches
+from blogml.models import prior
 from blogml.models.prior import build_prior, sample, shift_right
 from blogml.runners import checkpoint as ckpt
 from blogml.runners.base import BaseRunner
 from blogml.runners.console import interactive
 from blogml.runners.images import save_grid, to_uint8
+from blogml.runners.loop_actions import LoopAction
 from blogml.runners.preflight import require_data
 from blogml.runners.rundir import RunDir
 from blogml.runners.vqvae.runner import VQVAERunner
@@ -30,8 +32,8 @@ log = logging.getLogger("blogml")
 
 def bits_per_code(y_true, y_pred):
     """Cross-entropy of the next code in bits (a compiled metric)."""
-    return keras.losses.sparse_categorical_crossentropy(y_true, y_pred,
-                                                        from_logits=True) / math.log(2.0)
+    return prior.bits_per_code(keras.losses.sparse_categorical_crossentropy(
+        y_true, y_pred, from_logits=True))
 
 
 class VQVAEPriorRunner(BaseRunner):
@@ -109,6 +111,9 @@ class VQVAEPriorRunner(BaseRunner):
     def compile_args(self) -> dict[str, Any]:
         return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                 "metrics": [bits_per_code]}
+
+    def task_actions(self) -> list[LoopAction]:
+        return [self.sample_action(self.draw_samples)]
 
     def draw_samples(self, step: int) -> None:
         self.write_samples(self.run_dir.samples / f"samples_{step:07d}.png",
