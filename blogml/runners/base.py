@@ -242,13 +242,15 @@ class BaseRunner:
         after each step the loop's actions do their periodic jobs (`loop_actions`)."""
         config = self.train_config
         bars = EpochBars(self.steps_per_epoch, config["epochs"])
+        # In this order: the window is logged on the epoch's bar before `bars` closes it, the
+        # validation and samples of a step precede its checkpoint.
         actions = [LogWindow(self, bars, config["log_every"]), bars,
                    ValidateAndKeepBest(self, self.eval_every), *self.task_actions(),
                    SaveLast(self, config["checkpoint_every"] or self.steps_per_epoch)]
         batches = self.train_batches(state.step)
         ended = None
         try:
-            while state.step < self.total_steps and ended is None:
+            while state.step < self.total_steps:
                 bar = bars.open(state.step)
                 logs = self.distribution.train_on_batch(self.model, next(batches))
                 state.step += 1
@@ -263,6 +265,7 @@ class BaseRunner:
                 if stop.requested:
                     ended = ("interrupted", EXIT_INTERRUPTED, f"stopped by {stop.requested} "
                              f"at step {state.step}; resume with --resume")
+                    break
         finally:
             bars.close()
         if ended is not None:

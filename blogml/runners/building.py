@@ -16,10 +16,11 @@ from blogml.tasks.registry import TASKS
 
 def config_from_run_dir(run_dir: str) -> LoadedConfig:
     """The checked config stored in a run directory (for eval and config-less resume)."""
-    values, issues = check_config(RunDir(run_dir).read_config(), str(RunDir(run_dir).config))
+    run = RunDir(run_dir)
+    values, issues = check_config(run.read_config(), str(run.config))
     if issues:
         raise ConfigError(issues)
-    return LoadedConfig(str(RunDir(run_dir).config), values)
+    return LoadedConfig(str(run.config), values)
 
 
 def build_runner(loaded: LoadedConfig, run_dir: RunDir, fresh_session: bool = True,

@@ -17,6 +17,7 @@ from typing import Any
 from blogml import locks
 from blogml.config.loader import LoadedConfig
 from blogml.errors import BlogmlError, ConfigError, ConfigIssue, RunDirError
+from blogml.runners.checkpoint import checkpoint_file
 from blogml.runners.rundir import RunDir, effective_status, format_run_dir
 from blogml.runners.workers import is_chief_process
 from blogml.tasks.configs import check_config
@@ -97,7 +98,7 @@ def _plan_resume(loaded: LoadedConfig, run_dir: RunDir) -> RunPlan:
         raise RunDirError(f"{run_dir}: is still running (pid {summary.get('pid')})")
     if status == "finished":
         return RunPlan(loaded, run_dir, resume=False, skip="already finished")
-    has_checkpoint = run_dir.checkpoint("last").joinpath("checkpoint.h5").is_file()
+    has_checkpoint = checkpoint_file(run_dir.checkpoint("last")).is_file()
     return RunPlan(loaded, run_dir, resume=has_checkpoint)
 
 
@@ -126,7 +127,7 @@ def _plan_worker(loaded: LoadedConfig, run_dir_option: str | None, resume: bool)
     scratch = RunDir(tempfile.mkdtemp(prefix="blogml-worker-"))
     shared = RunDir(run_dir_option) if run_dir_option else _find_previous(loaded)
     last = shared.checkpoint("last") if resume and shared is not None else None
-    if last is None or not last.joinpath("checkpoint.h5").is_file():
+    if last is None or not checkpoint_file(last).is_file():
         return RunPlan(loaded, scratch, resume=False, scratch=True)
     shutil.copytree(last, scratch.checkpoint("last"))
     return RunPlan(loaded, scratch, resume=True, scratch=True)

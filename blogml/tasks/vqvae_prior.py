@@ -20,7 +20,8 @@ DATA = Section({
                          hint="train one first, e.g. `blogml train configs/vqvae/demo.yaml`"),
     "checkpoint": Str("best", "which of its checkpoints encodes the images",
                       choices=["best", "last"]),
-}, "code grids of the vqvae run's data, encoded once and cached in <vqvae_run>/codes_*.h5")
+}, "code grids of the vqvae run's data, encoded once and cached in this run's "
+   "codes_*.h5")
 
 
 @needs("hidden", "heads")

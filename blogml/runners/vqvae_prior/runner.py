@@ -19,13 +19,12 @@ from blogml.models import prior
 from blogml.models.prior import build_prior, sample, shift_right
 from blogml.runners import checkpoint as ckpt
 from blogml.runners.base import BaseRunner
+from blogml.runners.building import build_runner, config_from_run_dir
 from blogml.runners.console import interactive
 from blogml.runners.images import save_grid, to_uint8
 from blogml.runners.loop_actions import LoopAction
 from blogml.runners.preflight import require_data
 from blogml.runners.rundir import RunDir
-from blogml.runners.vqvae.runner import VQVAERunner
-from blogml.tasks.configs import load_configs
 
 log = logging.getLogger("blogml")
 
@@ -43,10 +42,8 @@ class VQVAEPriorRunner(BaseRunner):
         require_data(self.config, self.source)  # the VQ-VAE run may have changed since
         data = self.config["data"]
         vqvae_dir = RunDir(data["vqvae_run"])
-        (vqvae_config,) = load_configs([str(vqvae_dir.config)])
-        # In this run's Keras session (the prior is built in it next) and on one device.
-        self.vqvae = VQVAERunner(vqvae_config.values, vqvae_dir, vqvae_config.source)
-        self.vqvae.setup(distributed=False)
+        self.vqvae = build_runner(config_from_run_dir(str(vqvae_dir)), vqvae_dir,
+                                  fresh_session=False, distributed=False)
         checkpoint = ckpt.load_checkpoint(vqvae_dir.checkpoint(data["checkpoint"]))
         self.vqvae.restore(checkpoint)
         self.num_codes = self.vqvae.model.num_codes
