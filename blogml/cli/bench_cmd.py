@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from blogml.cli.options import parallel_options
 from blogml.cli.train_cmd import combined_exit_code
 
 
@@ -16,19 +17,31 @@ def bench() -> None:
 
 @bench.command()
 @click.argument("config_files", metavar="CONFIG...", nargs=-1, required=True)
-def optimizers(config_files: tuple[str, ...]) -> None:
+@parallel_options
+def optimizers(config_files: tuple[str, ...], parallelism) -> None:
     """Run the optimizer benchmark of each bench file: optimizers x problems x seeds.
 
     Every run of every file is checked before any starts. Finished runs are reused and
-    interrupted ones resumed, so the same command continues a bench. Writes results.csv,
-    report.md and plots/ in each bench's out_dir. Exit code: 0 all finished, 1 a run
+    interrupted ones resumed, so the same command continues a bench; --jobs N trains N
+    runs at a time, with the same numbers. Writes results.csv, report.md and plots/ in
+    each bench's out_dir. Exit code: 0 all finished, 1 a run
     failed, 2 bad input, 130 interrupted.
     """
     from blogml.comparison.run import prepare, run_bench
+    from blogml.runners.planning import discard
+    from blogml.runners.study import check_parallel_plans
 
+    prepared = prepare(config_files)
+    try:
+        for _, plans in prepared:
+            check_parallel_plans(plans, parallelism)
+    except BaseException:
+        for _, plans in prepared:
+            discard(plans)
+        raise
     codes = []
-    for loaded, plans in prepare(config_files):
-        outcome = run_bench(loaded, plans)
+    for loaded, plans in prepared:
+        outcome = run_bench(loaded, plans, parallelism)
         codes += [o.exit_code for o in outcome.outcomes]
         for o in outcome.outcomes:
             if o.status in ("failed", "error"):

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from blogml.cli.options import set_option
+from blogml.cli.options import parallel_options, set_option
 from blogml.cli.table import format_metric, format_seconds, render_table
 from blogml.config import parse_overrides
 from blogml.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
@@ -31,21 +31,22 @@ def combined_exit_code(codes: list[int]) -> int:
 @click.option("--continue-on-error/--stop-on-error", default=True, show_default=True,
               help="After a run fails (NaN, crash, bad data), go on with the next config, "
                    "or stop there (the rest is listed as not started).")
+@parallel_options
 def train(config_files: tuple[str, ...], overrides: tuple[str, ...], run_dir: str | None,
-          resume: bool, continue_on_error: bool) -> None:
-    """Train one run per CONFIG, one after another.
+          resume: bool, continue_on_error: bool, parallelism) -> None:
+    """Train one run per CONFIG, one after another (or --jobs N at a time).
 
     Every config, and the data it names, is checked before anything runs. A failing run
     does not stop the others (unless --stop-on-error); Ctrl-C (or SIGTERM) checkpoints the
     current run and stops. A study survives being killed: re-run the same command with
     --resume, and finished runs are skipped, interrupted ones continue from their
-    checkpoint, the rest start. Exit code: 0 all finished, 1 a run failed, 2 bad input,
-    130 interrupted.
+    checkpoint, the rest start; in parallel too. Exit code: 0 all finished, 1 a run
+    failed, 2 bad input, 130 interrupted.
     """
     from blogml.runners.building import config_from_run_dir
-    from blogml.runners.launch import execute
     from blogml.runners.planning import discard, plan_runs
     from blogml.runners.preflight import check_data
+    from blogml.runners.study import check_parallel_plans, run_study
     from blogml.tasks.configs import load_configs
 
     if config_files:
@@ -58,20 +59,26 @@ def train(config_files: tuple[str, ...], overrides: tuple[str, ...], run_dir: st
         raise click.UsageError("give at least one CONFIG, or --run-dir DIR --resume")
     check_data(configs)  # before any run dir is made: a broken one stops the whole study
     plans = plan_runs(configs, run_dir, resume)
-    outcomes = []
-    for plan in plans:
-        outcome = execute(plan)
-        outcomes.append(outcome)
-        if outcome.exit_code == EXIT_INTERRUPTED or (
-                outcome.exit_code != EXIT_OK and not continue_on_error):
-            break
-    discard(plans[len(outcomes):])
+    try:
+        check_parallel_plans(plans, parallelism)
+    except BaseException:
+        discard(plans)
+        raise
+
+    def on_outcome(index: int, outcome) -> None:
+        if parallelism.parallel:
+            click.echo(f"[{index + 1}/{len(plans)}] {outcome.run_dir}: {outcome.status}", err=True)
+
+    outcomes = run_study(plans, parallelism, on_outcome, say=lambda m: click.echo(m, err=True),
+                         stop_on_error=not continue_on_error)
+    discard([plan for plan, outcome in zip(plans, outcomes) if outcome is None])
     rows = [[o.source, o.run_dir, o.status, "-" if o.step is None else str(o.step),
-             format_metric(o.best), format_seconds(o.wall_seconds)] for o in outcomes]
-    rows += [[p.loaded.source, str(p.run_dir), "not started", "-", "-", "-"]
-             for p in plans[len(outcomes):]]
+             format_metric(o.best), format_seconds(o.wall_seconds)] if o is not None
+            else [p.loaded.source, str(p.run_dir), "not started", "-", "-", "-"]
+            for p, o in zip(plans, outcomes)]
     click.echo(render_table(["config", "run_dir", "status", "steps", "best", "time"], rows))
-    for outcome in outcomes:
+    done = [o for o in outcomes if o is not None]
+    for outcome in done:
         if outcome.exit_code not in (EXIT_OK, EXIT_INTERRUPTED) and outcome.message:
             click.echo(f"{outcome.source}: {outcome.status}: {outcome.message}", err=True)
-    sys.exit(combined_exit_code([o.exit_code for o in outcomes]))
+    sys.exit(combined_exit_code([o.exit_code for o in done]))

@@ -1,5 +1,6 @@
-"""Run a bench: plan every cell first, run them in order under one progress bar, then write
-results.csv, the plots and report.md from the runs' own records.
+"""Run a bench: plan every cell first, run them (in order, or in parallel with `--jobs`)
+under one progress bar, then write results.csv, the plots and report.md from the runs' own
+records.
 
 Each cell is planned like `blogml train CONFIG --run-dir CELL_DIR --resume`: a finished
 run is reused as it is, an interrupted one continues from its last checkpoint, and a
@@ -23,8 +24,9 @@ from blogml.comparison.report import write_report
 from blogml.comparison.results import collect, write_csv
 from blogml.errors import EXIT_INTERRUPTED, BlogmlError, ConfigError, RunDirError
 from blogml.runners.console import interactive
-from blogml.runners.launch import Outcome, execute
+from blogml.runners.launch import Outcome
 from blogml.runners.planning import RunPlan, discard, plan_runs
+from blogml.runners.study import Parallelism, run_study
 
 
 @dataclass(frozen=True)
@@ -79,25 +81,32 @@ def _say(message: str) -> None:
     tqdm.write(message, file=sys.stderr)
 
 
-def run_bench(bench: Bench, plans: list[RunPlan]) -> BenchOutcome:
-    """Run (or reuse) every planned cell, then write the outputs; stops at an interrupted run."""
-    outcomes = []
+def run_bench(bench: Bench, plans: list[RunPlan],
+              parallelism: Parallelism = Parallelism()) -> BenchOutcome:
+    """Run (or reuse) every planned cell, then write the outputs; an interrupted run stops
+    the bench before its outputs are written."""
     with tqdm(total=len(plans), desc="bench", unit="run", disable=not interactive(),
               file=sys.stderr, dynamic_ncols=True) as bar:
-        for index, (cell, plan) in enumerate(zip(bench.cells, plans), start=1):
-            bar.set_postfix_str(cell.name)
-            outcome = execute(plan)
-            outcomes.append(outcome)
+        finished = [0]
+
+        def on_outcome(index: int, outcome: Outcome) -> None:
+            finished[0] += 1
+            bar.set_postfix_str(bench.cells[index].name)
             bar.update(1)
             if bar.disable:
-                _say(f"bench [{index}/{len(plans)}] {cell.name}: {outcome.status}")
-            if outcome.exit_code == EXIT_INTERRUPTED:
-                _say(f"bench interrupted at {cell.name}; run the same command again to continue")
-                return BenchOutcome(outcomes)
+                _say(f"bench [{finished[0]}/{len(plans)}] {bench.cells[index].name}: "
+                     f"{outcome.status}")
+
+        outcomes = run_study(plans, parallelism, on_outcome, say=_say)
+    discard([plan for plan, outcome in zip(plans, outcomes) if outcome is None])
+    done = [outcome for outcome in outcomes if outcome is not None]
+    if len(done) < len(plans) or any(o.exit_code == EXIT_INTERRUPTED for o in done):
+        _say("bench interrupted; run the same command again to continue")
+        return BenchOutcome(done)
     bench.out_dir.mkdir(parents=True, exist_ok=True)
     rows = collect(bench)
     results = bench.out_dir / "results.csv"
     write_csv(rows, results)
     claims = evaluate_claims(bench)
     report = write_report(bench, rows, plot_bench(bench), claims)
-    return BenchOutcome(outcomes, results, report, tuple(claims))
+    return BenchOutcome(done, results, report, tuple(claims))

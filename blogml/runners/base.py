@@ -307,7 +307,9 @@ class BaseRunner:
             **({"data": report} if (report := self.data_report()) else {}),
             "precision": precision.report(self.model),
             "distribution": {"strategy": self.config["distribution"]["strategy"],
-                             "replicas": self.distribution.replicas},
+                             "replicas": self.distribution.replicas,
+                             # as Ray (or the user) restricted this process's GPUs
+                             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")},
             "wall_seconds": round(state.wall_seconds, 3),
             "train_seconds": round(train_seconds, 3),
             "steps_per_sec": round(state.step / train_seconds, 3) if train_seconds > 0 else None,

@@ -43,6 +43,11 @@ class Outcome:
     wall_seconds: float | None = None
     message: str = ""
 
+    def ends_study(self, stop_on_error: bool) -> bool:
+        """Whether no further run of its study should start after this one: it was
+        stopped, or it failed and the study stops on errors."""
+        return self.exit_code == EXIT_INTERRUPTED or (stop_on_error and self.exit_code != EXIT_OK)
+
 
 def execute(plan: RunPlan) -> Outcome:
     """Run one planned training run to its end (or its stop), holding the run dir's lock.

@@ -169,3 +169,11 @@ def discard(plans: list[RunPlan]) -> None:
     for plan in plans:
         if plan.scratch:
             shutil.rmtree(plan.run_dir.path, ignore_errors=True)
+
+
+def plan_retry(plan: RunPlan) -> RunPlan:
+    """The same run again after its worker process died (a crash, a kill, a lost node):
+    from its last checkpoint, or from step 0 when it died before the first one. Its
+    summary may still say `running` (nothing was left to change it), so it is not asked."""
+    resume = checkpoint_file(plan.run_dir.checkpoint("last")).is_file()
+    return RunPlan(plan.loaded, plan.run_dir, resume=resume)
