@@ -7,7 +7,7 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=$(realpath -m "${1:-$here/results.json}")
 scripts=(cli_startup runner_overhead optimizer_overhead vqvae_input vqvae_train vqvae_demo
-         bert_throughput nl2sql_demo resume_equivalence)
+         bert_throughput nl2sql_demo resume_equivalence study_parallel)
 lines=$(mktemp)
 trap 'rm -f "$lines"' EXIT
 cd "$here"

@@ -4,7 +4,8 @@ their task's schema."""
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,18 @@ OVERRIDE_SOURCE = "--set"
 
 @dataclass(frozen=True)
 class LoadedConfig:
-    """A checked config: where it came from and its resolved values (defaults filled in)."""
+    """A checked config: where it came from and its resolved values (defaults filled in).
+
+    `origins` maps the dotted path of every value the user gave (in the file, a `base:`
+    file, `--set` or a sweep) to where it was given ("configs/a.yaml:12", "--set",
+    "--sweep"); a key absent from it holds its default. `point` is the sweep point this
+    config is, as (dotted path, value) pairs; empty for a config that is not swept.
+    """
 
     source: str
     values: dict[str, Any]
+    origins: Mapping[str, str] = field(default_factory=dict)
+    point: tuple[tuple[str, Any], ...] = ()
 
     @property
     def task(self) -> str:
