@@ -222,7 +222,7 @@ def test_seed_band_is_the_median_and_range_over_seeds_at_common_steps():
 
 
 def test_an_interrupted_cell_stops_the_bench_with_exit_130(tmp_path, monkeypatch):
-    from blogml.comparison import run
+    from blogml.runners import study
     from blogml.runners.launch import Outcome
 
     monkeypatch.chdir(tmp_path)
@@ -236,7 +236,7 @@ def test_an_interrupted_cell_stops_the_bench_with_exit_130(tmp_path, monkeypatch
         return Outcome(plan.loaded.source, str(plan.run_dir),
                        "interrupted" if code else "finished", code)
 
-    monkeypatch.setattr(run, "execute", execute)
+    monkeypatch.setattr(study, "execute", execute)
     result = CliRunner().invoke(cli, ["bench", "optimizers", "tiny.yaml"])
     assert result.exit_code == 130
     assert started == [str(Path("out/tiny/runs/quad/fast/seed0")),

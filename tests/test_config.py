@@ -30,10 +30,15 @@ def test_three_mistakes_all_reported_with_file_and_key_path_exit_2_nothing_writt
     result = CliRunner().invoke(cli, ["train", str(path)])
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
-    assert f"{path}: train.epochs: must be an integer >= 1, got 'ten'" in lines
-    assert (f"{path}: optimizer.learning_rat: unknown key; did you mean 'learning_rate'?"
-            in lines)
-    assert f"{path}: model.dropout: must be a number >= 0 and <= 0.9, got 1.5" in lines
+    text = path.read_text().splitlines()
+    line = {key: text.index(f"  {key}: {value}") + 1 for key, value in
+            [("epochs", "ten"), ("learning_rat", "0.1"), ("dropout", "1.5")]}
+    assert (f"{path}: train.epochs: must be an integer >= 1, got 'ten' "
+            f"(line {line['epochs']})") in lines
+    assert (f"{path}: optimizer.learning_rat: unknown key; did you mean 'learning_rate'? "
+            f"(line {line['learning_rat']})") in lines
+    assert (f"{path}: model.dropout: must be a number >= 0 and <= 0.9, got 1.5 "
+            f"(line {line['dropout']})") in lines
     assert "Traceback" not in result.output
     assert list(in_tmp.iterdir()) == [path]  # no run directory, nothing else written
 

@@ -11,6 +11,12 @@ set_option = click.option(
     help="Override a config value (parsed as YAML), e.g. --set optimizer.learning_rate=3e-4. "
          "Repeatable.")
 
+sweep_option = click.option(
+    "--sweep", "sweeps", multiple=True, metavar="KEY.PATH=VALUES",
+    help="Train one run per value, e.g. --sweep optimizer.learning_rate=1e-3,3e-4 (YAML values "
+         "separated by commas, range(a,b[,step]) or logspace(a,b,n)); repeated: every "
+         "combination. Each run dir names its values ({sweep} in run_dir).")
+
 
 def parallel_options(command):
     """--jobs, --ray, --gpus-per-run, --cpus-per-run and --retries, handed to `command` as

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,11 @@ from blogml.runners.rundir import STATUSES, RunDir, effective_status
 
 SORT_COLUMNS = ("run_dir", "task", "status", "steps", "best", "time")
 UNKNOWN = "?"  # a field whose file cannot be read, or holds a value of the wrong shape
+# Config keys never compared: each has its column, and run_dir is a template (its {time}
+# differs between runs of one config without the runs differing).
+NOT_COMPARED = ("run_dir", "task")
+WIDTH = 24  # a config cell longer than this is cut, ending in …
+MISSING = object()  # a config key a run does not have: shown as -
 
 
 @dataclass
@@ -31,6 +38,7 @@ class RunRow:
     best_mode: str = "min"
     wall_seconds: float | None = None
     final_val: dict[str, float] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)  # leaves of config.yaml by path
     unknown: set[str] = field(default_factory=set)  # columns shown as UNKNOWN
     problems: list[str] = field(default_factory=list)  # "FILE: what is wrong", for warnings
 
@@ -47,8 +55,10 @@ def read_row(run: RunDir) -> RunRow:
     row = RunRow(str(run), UNKNOWN, "interrupted")  # no summary yet: killed before the first
     config, reason = read_yaml(str(run.config))
     if config is None:
-        row.problems.append(f"{run.config}: {reason}; its task is shown as ?")
+        row.problems.append(f"{run.config}: {reason}; its task and config are shown as ?")
+        row.unknown.add("config")
         config = {}
+    row.config = leaves({k: v for k, v in config.items() if k not in NOT_COMPARED})
     task = config.get("task", UNKNOWN)
     if isinstance(task, str):
         row.task = task
@@ -139,12 +149,71 @@ def _metric(row: RunRow, name: str) -> float | None:
     return value if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
-def _sort_key(column: str, metrics: tuple[str, ...]):
-    """Key putting runs without the value last; `best` is best-first (per its mode)."""
+def leaves(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{dotted path: value} of every leaf of `config`, in its key order. A list is one leaf
+    (compared whole): its items have no names to make a column of."""
+    found: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            found.update(leaves(value, f"{prefix}{key}."))
+        else:
+            found[f"{prefix}{key}"] = value
+    return found
+
+
+def differing(configs: list[dict[str, Any]]) -> list[str]:
+    """The paths of `configs` (as `leaves` gives them) whose value is not the same in all,
+    one missing from some included: what tells the runs of a study apart. In the order first
+    met, which is the config's key order."""
+    paths = dict.fromkeys(path for config in configs for path in config)
+    return [path for path in paths
+            if any(config.get(path, MISSING) != configs[0].get(path, MISSING)
+                   for config in configs)]
+
+
+def headers(paths: list[str], taken: Collection[str]) -> list[str]:
+    """Each path's shortest dotted suffix that ends no other of `paths` and is no column in
+    `taken` (`learning_rate`, not `optimizer.learning_rate`), so that `--sort` can name it."""
+    def unique(suffix: str, path: str) -> bool:
+        return suffix not in taken and not any(
+            other != path and (other == suffix or other.endswith("." + suffix))
+            for other in paths)
+
+    def header(path: str) -> str:
+        parts = path.split(".")
+        suffixes = (".".join(parts[-n:]) for n in range(1, len(parts)))
+        return next((suffix for suffix in suffixes if unique(suffix, path)), path)
+    return [header(path) for path in paths]
+
+
+def _text(value: Any) -> str:
+    """A config value as the table shows it, before cutting: floats %g, lists as JSON."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _config_cell(row: RunRow, path: str) -> str:
+    if path not in row.config:
+        return _cell(row, "config", "-")
+    text = _text(row.config[path])
+    return text if len(text) <= WIDTH else text[:WIDTH - 1] + "…"
+
+
+def _sort_key(column: str, metrics: tuple[str, ...], config: dict[str, str]):
+    """Key putting runs without the value last; `best` is best-first (per its mode); a config
+    column (`config`: header to path) by number, else by text."""
     def key(row: RunRow) -> tuple:
         if column in metrics:
             value = _metric(row, column)
             return (value is None, -(value or 0.0))  # higher first; --reverse flips
+        if column in config:
+            value = row.config.get(config[column], MISSING)
+            if _is_number(value):
+                return (False, False, value, "")
+            return (value is MISSING, True, 0.0, "" if value is MISSING else _text(value))
         if column == "best":
             metric, value = row.best
             if value is None:
@@ -166,34 +235,46 @@ def _sort_key(column: str, metrics: tuple[str, ...]):
 @click.option("--metric", "metrics", multiple=True, metavar="NAME",
               help="Add a column with the final validation value of NAME, e.g. "
                    "val_psnr (repeatable).")
+@click.option("--differ/--no-differ", default=True, show_default=True,
+              help="Add a column per config key whose value differs between the listed "
+                   "runs, e.g. learning_rate.")
 @click.option("--sort", "sort", default="run_dir", show_default=True, metavar="COLUMN",
               help="Sort by run_dir, task, status, steps, best (best first, per metric), "
-                   "time, or a --metric NAME (highest first).")
+                   "time, a --metric NAME (highest first) or a differing config column.")
 @click.option("--reverse", is_flag=True, help="Reverse the order.")
 def runs(root: str, tasks: tuple[str, ...], statuses: tuple[str, ...],
-         metrics: tuple[str, ...], sort: str, reverse: bool) -> None:
-    """List the runs under ROOT (default: runs): task, status, steps, best metric, time.
+         metrics: tuple[str, ...], differ: bool, sort: str, reverse: bool) -> None:
+    """List the runs under ROOT (default: runs): task, status, steps, best metric, time,
+    and the config keys that differ between them.
 
     A morning look at an overnight study: `blogml runs runs/study --task vqvae
     --metric val_psnr --sort val_psnr`.
     """
     if not Path(root).is_dir():
         raise click.BadParameter(f"{root}: no such folder", param_hint="ROOT")
-    if sort not in SORT_COLUMNS and sort not in metrics:
-        raise click.BadParameter(f"{sort!r}: one of {', '.join(SORT_COLUMNS)}, or a name "
-                                 "given with --metric", param_hint="--sort")
     rows = [row for row in map(read_row, find_runs(Path(root)))
             if (not tasks or row.task in tasks) and (not statuses or row.status in statuses)]
+    # Between the fixed columns and the --metric ones: a run's inputs next to the results
+    # asked for, which end the line where the eye reads them.
+    paths = (differing([row.config for row in rows if "config" not in row.unknown])
+             if differ else [])
+    config = dict(zip(headers(paths, {*SORT_COLUMNS, *metrics}), paths))
+    if sort not in SORT_COLUMNS and sort not in metrics and sort not in config:
+        raise click.BadParameter(f"{sort!r}: one of {', '.join(SORT_COLUMNS)}, a name given "
+                                 "with --metric, or a config column that differs between the "
+                                 f"listed runs ({', '.join(config) or 'none'})",
+                                 param_hint="--sort")
     if not rows:
         click.echo(f"no runs under {root}" + (" match" if tasks or statuses else ""))
         return
-    rows.sort(key=_sort_key(sort, metrics), reverse=reverse)
+    rows.sort(key=_sort_key(sort, metrics, config), reverse=reverse)
     click.echo(render_table(
-        ["run_dir", "task", "status", "steps", "best", "time", *metrics],
+        ["run_dir", "task", "status", "steps", "best", "time", *config, *metrics],
         [[row.run_dir, row.task, row.status,
           _cell(row, "steps", "-" if row.step is None else f"{row.step}/{row.total_steps}"),
           _cell(row, "best", format_metric(row.best)),
           _cell(row, "time", format_seconds(row.wall_seconds)),
+          *(_config_cell(row, path) for path in config.values()),
           *(_cell(row, "metrics", _format(_metric(row, name))) for name in metrics)]
          for row in rows]))
     for row in rows:

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from blogml.cli.options import parallel_options, set_option
+from blogml.cli.options import parallel_options, set_option, sweep_option
 from blogml.cli.table import format_metric, format_seconds, render_table
 from blogml.config import parse_overrides
 from blogml.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
@@ -23,6 +23,7 @@ def combined_exit_code(codes: list[int]) -> int:
 @click.command()
 @click.argument("config_files", metavar="[CONFIG]...", nargs=-1)
 @set_option
+@sweep_option
 @click.option("--run-dir", metavar="DIR", help="Run directory (instead of the config's run_dir "
               "template); with --resume and no CONFIG, resumes DIR with its own config.yaml.")
 @click.option("--resume", is_flag=True, help="Continue the run of this config from "
@@ -32,9 +33,10 @@ def combined_exit_code(codes: list[int]) -> int:
               help="After a run fails (NaN, crash, bad data), go on with the next config, "
                    "or stop there (the rest is listed as not started).")
 @parallel_options
-def train(config_files: tuple[str, ...], overrides: tuple[str, ...], run_dir: str | None,
-          resume: bool, continue_on_error: bool, parallelism) -> None:
-    """Train one run per CONFIG, one after another (or --jobs N at a time).
+def train(config_files: tuple[str, ...], overrides: tuple[str, ...], sweeps: tuple[str, ...],
+          run_dir: str | None, resume: bool, continue_on_error: bool, parallelism) -> None:
+    """Train one run per CONFIG and point of its sweep, one after another (or --jobs N at
+    a time).
 
     Every config, and the data it names, is checked before anything runs. A failing run
     does not stop the others (unless --stop-on-error); Ctrl-C (or SIGTERM) checkpoints the
@@ -50,10 +52,11 @@ def train(config_files: tuple[str, ...], overrides: tuple[str, ...], run_dir: st
     from blogml.tasks.configs import load_configs
 
     if config_files:
-        configs = load_configs(config_files, parse_overrides(overrides))
+        configs = load_configs(config_files, parse_overrides(overrides), sweeps)
     elif run_dir and resume:
-        if overrides:
-            raise click.UsageError("--set cannot change the config of a run being resumed")
+        if overrides or sweeps:
+            raise click.UsageError("--set and --sweep cannot change the config of a run "
+                                   "being resumed")
         configs = [config_from_run_dir(run_dir)]
     else:
         raise click.UsageError("give at least one CONFIG, or --run-dir DIR --resume")

@@ -100,8 +100,11 @@ def run_bench(bench: Bench, plans: list[RunPlan],
         outcomes = run_study(plans, parallelism, on_outcome, say=_say)
     discard([plan for plan, outcome in zip(plans, outcomes) if outcome is None])
     done = [outcome for outcome in outcomes if outcome is not None]
-    if len(done) < len(plans) or any(o.exit_code == EXIT_INTERRUPTED for o in done):
-        _say("bench interrupted; run the same command again to continue")
+    stopped = [cell.name for cell, outcome in zip(bench.cells, outcomes)
+               if outcome is not None and outcome.exit_code == EXIT_INTERRUPTED]
+    if stopped or len(done) < len(plans):
+        _say(f"bench interrupted at {', '.join(stopped) or 'its start'}; run the same "
+             "command again to continue")
         return BenchOutcome(done)
     bench.out_dir.mkdir(parents=True, exist_ok=True)
     rows = collect(bench)

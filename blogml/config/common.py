@@ -12,7 +12,7 @@ from blogml.config.optimizer import OPTIMIZER
 from blogml.config.schema import Choice, Int, Issues, Section, Spec, Str, suggest
 
 BACKENDS = ["tensorflow", "jax", "torch"]
-RUN_DIR_FIELDS = ["task", "time", "config", "seed"]
+RUN_DIR_FIELDS = ["task", "time", "config", "seed", "sweep"]
 
 
 def _default_backend() -> str:

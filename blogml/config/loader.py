@@ -128,8 +128,8 @@ def parse_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
 
 
-def read_yaml(path: str) -> tuple[dict[str, Any] | None, str | None]:
-    """The mapping in a YAML file, or (None, reason) when it cannot be used."""
+def read_yaml_text(path: str) -> tuple[str | None, str | None]:
+    """The text of a YAML file that holds a mapping, or (None, reason) when it cannot be used."""
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
@@ -151,11 +151,17 @@ def read_yaml(path: str) -> tuple[dict[str, Any] | None, str | None]:
         if isinstance(error, DuplicateKeyError):
             return None, f"{where}{problem}"
         return None, f"{where}invalid YAML ({problem})"
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
+    if raw is not None and not isinstance(raw, dict):
         return None, f"must be a YAML mapping of keys, got {show(raw)}"
-    return raw, None
+    return text, None
+
+
+def read_yaml(path: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The mapping in a YAML file, or (None, reason) when it cannot be used."""
+    text, reason = read_yaml_text(path)
+    if text is None:
+        return None, reason
+    return parse_yaml(text) or {}, None
 
 
 def dump_config(values: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ disk.
 
 from __future__ import annotations
 
+import glob
 import shutil
 import tempfile
 import time
@@ -55,7 +56,8 @@ def _differences(a: Any, b: Any, path: str = "") -> list[str]:
 
 def _find_previous(loaded: LoadedConfig) -> RunDir | None:
     """The newest run made from this same config (for `--resume` without `--run-dir`)."""
-    pattern = format_run_dir(loaded, "*")
+    # any {time}; everything else literally (a swept list's label holds brackets)
+    pattern = glob.escape(format_run_dir(loaded, "\0")).replace("\0", "*")
     candidates = sorted((RunDir(p) for p in Path().glob(pattern) if (p / "config.yaml").is_file()),
                         key=lambda r: r.config.stat().st_mtime, reverse=True)
     for run_dir in candidates:

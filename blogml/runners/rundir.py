@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from blogml.config.loader import LoadedConfig
+from blogml.config.sweep import label
 from blogml.errors import RunDirError
 
 STATUSES = ("running", "finished", "failed", "interrupted")
@@ -124,4 +125,4 @@ def format_run_dir(loaded: LoadedConfig, when: str) -> str:
     """The `run_dir` template of a config filled in; `when` is the `{time}` of the run."""
     values = loaded.values
     return values["run_dir"].format(task=values["task"], time=when, config=loaded.name,
-                                    seed=values["seed"])
+                                    seed=values["seed"], sweep=label(loaded.point))
