@@ -65,7 +65,7 @@ def _compose(path: str, chain: list[Path], issues: list[ConfigIssue]) -> Compose
     merged = Composed({})
     here = Path(path).resolve()
     for base in bases:
-        base_path = Path(path).parent / base
+        base_path = Path(os.path.normpath(Path(path).parent / base))  # no a/../ in messages
         if base_path.resolve() in [*chain, here]:
             cycle = " -> ".join(str(p) for p in [*chain, here, base_path.resolve()])
             issues.append(ConfigIssue(where, BASE_KEY, f"{base} is a base of itself ({cycle}); "
