@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,14 +10,15 @@ from typing import Any
 import click
 
 from blogml.cli.table import format_metric, format_seconds, render_table
+from blogml.config.keypaths import compact, leaves, short_names
 from blogml.config.loader import read_yaml
 from blogml.config.schema import show
 from blogml.runners.rundir import STATUSES, RunDir, effective_status
 
 SORT_COLUMNS = ("run_dir", "task", "status", "steps", "best", "time")
 UNKNOWN = "?"  # a field whose file cannot be read, or holds a value of the wrong shape
-# Config keys never compared: each has its column, and run_dir is a template (its {time}
-# differs between runs of one config without the runs differing).
+# Config keys never compared: each has its own column, which for run_dir says more than
+# the config's template (`runs/x-{time}`, the same for every run of config x).
 NOT_COMPARED = ("run_dir", "task")
 WIDTH = 24  # a config cell longer than this is cut, ending in …
 MISSING = object()  # a config key a run does not have: shown as -
@@ -149,18 +148,6 @@ def _metric(row: RunRow, name: str) -> float | None:
     return value if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
-def leaves(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{dotted path: value} of every leaf of `config`, in its key order. A list is one leaf
-    (compared whole): its items have no names to make a column of."""
-    found: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            found.update(leaves(value, f"{prefix}{key}."))
-        else:
-            found[f"{prefix}{key}"] = value
-    return found
-
-
 def differing(configs: list[dict[str, Any]]) -> list[str]:
     """The paths of `configs` (as `leaves` gives them) whose value is not the same in all,
     one missing from some included: what tells the runs of a study apart. In the order first
@@ -171,34 +158,11 @@ def differing(configs: list[dict[str, Any]]) -> list[str]:
                    for config in configs)]
 
 
-def headers(paths: list[str], taken: Collection[str]) -> list[str]:
-    """Each path's shortest dotted suffix that ends no other of `paths` and is no column in
-    `taken` (`learning_rate`, not `optimizer.learning_rate`), so that `--sort` can name it."""
-    def unique(suffix: str, path: str) -> bool:
-        return suffix not in taken and not any(
-            other != path and (other == suffix or other.endswith("." + suffix))
-            for other in paths)
-
-    def header(path: str) -> str:
-        parts = path.split(".")
-        suffixes = (".".join(parts[-n:]) for n in range(1, len(parts)))
-        return next((suffix for suffix in suffixes if unique(suffix, path)), path)
-    return [header(path) for path in paths]
-
-
-def _text(value: Any) -> str:
-    """A config value as the table shows it, before cutting: floats %g, lists as JSON."""
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
 def _config_cell(row: RunRow, path: str) -> str:
+    """`-` where the run lacks the key (made before it existed), `?` where no config."""
     if path not in row.config:
         return _cell(row, "config", "-")
-    text = _text(row.config[path])
+    text = compact(row.config[path])
     return text if len(text) <= WIDTH else text[:WIDTH - 1] + "…"
 
 
@@ -213,7 +177,7 @@ def _sort_key(column: str, metrics: tuple[str, ...], config: dict[str, str]):
             value = row.config.get(config[column], MISSING)
             if _is_number(value):
                 return (False, False, value, "")
-            return (value is MISSING, True, 0.0, "" if value is MISSING else _text(value))
+            return (value is MISSING, True, 0.0, "" if value is MISSING else compact(value))
         if column == "best":
             metric, value = row.best
             if value is None:
@@ -258,7 +222,7 @@ def runs(root: str, tasks: tuple[str, ...], statuses: tuple[str, ...],
     # asked for, which end the line where the eye reads them.
     paths = (differing([row.config for row in rows if "config" not in row.unknown])
              if differ else [])
-    config = dict(zip(headers(paths, {*SORT_COLUMNS, *metrics}), paths))
+    config = dict(zip(short_names(paths, {*SORT_COLUMNS, *metrics}), paths))
     if sort not in SORT_COLUMNS and sort not in metrics and sort not in config:
         raise click.BadParameter(f"{sort!r}: one of {', '.join(SORT_COLUMNS)}, a name given "
                                  "with --metric, or a config column that differs between the "

@@ -1,15 +1,16 @@
 """The config keys every task shares (README: Keys every task shares): seed, run_dir,
-backend, train, optimizer, distribution."""
+backend, train, optimizer, distribution, tracking."""
 
 from __future__ import annotations
 
 import os
+import re
 import string
 from typing import Any
 
 from blogml.config.distribution import DISTRIBUTION, check_distribution
 from blogml.config.optimizer import OPTIMIZER
-from blogml.config.schema import Choice, Int, Issues, Section, Spec, Str, suggest
+from blogml.config.schema import Bool, Choice, Int, Issues, Section, Spec, Str, suggest
 
 BACKENDS = ["tensorflow", "jax", "torch"]
 RUN_DIR_FIELDS = ["task", "time", "config", "seed", "sweep"]
@@ -40,6 +41,72 @@ class Template(Str):
             if field not in self.fields:
                 issues.add(path, f"unknown placeholder {{{field}}}; {suggest(field, self.fields)}")
         return value
+
+
+class NonEmptyStr(Str):
+    """A string with at least one non-blank character (a name)."""
+
+    def expected(self) -> str:
+        return "a non-empty string"
+
+    def _check(self, value: Any, path: str, issues: Issues) -> Any:
+        value = super()._check(value, path, issues)
+        if isinstance(value, str) and not value.strip():
+            issues.add(path, "must not be empty; write a name, e.g. study")
+        return value
+
+
+# The URI schemes of MLflow tracking stores (a database URL may name its driver: a `+`).
+TRACKING_SCHEMES = ["sqlite", "file", "http", "https", "postgresql", "mysql", "mssql",
+                    "databricks"]
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9.+-]+):")
+
+
+class TrackingUri(Str):
+    """An MLflow tracking store: a `scheme:` URI of a known kind, or a plain folder path.
+
+    Checked here so that a typo (`sqllite:`, `sqlite://` with two slashes) is an error
+    before training instead of a warning after it."""
+
+    def expected(self) -> str:
+        return "an MLflow tracking URI (sqlite:///FILE.db, file:FOLDER, http(s)://...) or a folder"
+
+    def _check(self, value: Any, path: str, issues: Issues) -> Any:
+        value = super()._check(value, path, issues)
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            issues.add(path, "must not be empty; e.g. sqlite:///runs/mlflow.db")
+            return value
+        match = _SCHEME.match(value)
+        if match is None:
+            return value  # a folder path: MLflow's file store
+        scheme = match.group(1).split("+")[0].lower()
+        if scheme not in TRACKING_SCHEMES:
+            issues.add(path, f"unknown scheme {scheme + ':'!r}; "
+                             f"{suggest(scheme, TRACKING_SCHEMES)} (e.g. sqlite:///runs/mlflow.db)")
+        elif scheme == "sqlite" and (not value.startswith("sqlite:///")
+                                     or not value[len("sqlite:///"):].strip()):
+            issues.add(path, "a SQLite store is sqlite:/// and the file's path: "
+                             "sqlite:///runs/mlflow.db (relative to the working directory) or "
+                             "sqlite:////abs/path/mlflow.db")
+        return value
+
+
+TRACKING = Section({
+    "tensorboard_hparams": Bool(
+        False, "at the end of a run, write its hyperparameters (the keys the config sets, "
+               "plus task and seed) and final/best metrics to tensorboard/hparams/, for "
+               "TensorBoard's HParams tab"),
+    "mlflow": Section({
+        "uri": TrackingUri(doc="tracking store: sqlite:///runs/mlflow.db (a relative path is "
+                               "relative to the working directory), a folder or file: URI, "
+                               "or a tracking server's http(s):// address"),
+        "experiment": NonEmptyStr("blogml", "MLflow experiment the run is logged in "
+                                            "(created when missing)"),
+    }, "at the end of a run, log its params, metrics.jsonl and plots/summary/config to "
+       "MLflow (pip install 'blogml[mlflow]')", optional=True),
+}, "experiment tracking once a run has finished or failed (README: Experiment tracking)")
 
 
 def train_section(metrics: list[str], monitor: str, monitor_mode: str,
@@ -96,5 +163,6 @@ def task_schema(task: str, *, data: Section, model: Section, metrics: list[str],
         "optimizer": OPTIMIZER,
         "train": train_section(metrics, monitor, monitor_mode, extra_train),
         "distribution": DISTRIBUTION,
+        "tracking": TRACKING,
     }
     return Section(fields, validators=[check_distribution, *(validators or [])])

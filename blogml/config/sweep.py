@@ -18,12 +18,12 @@ commas, `range(a, b[, step])` (integers, b excluded, as Python's) or `logspace(a
 from __future__ import annotations
 
 import itertools
-import json
 import re
 from typing import Any
 
 import yaml
 
+from blogml.config.keypaths import compact, short_names
 from blogml.config.schema import Issues, show
 
 SWEEP_KEY = "sweep"
@@ -160,24 +160,7 @@ def points(sweeps: dict[str, list]) -> list[Point]:
 
 def label(point: Point) -> str:
     """`learning_rate=0.001,seed=0`: each key by its shortest dotted suffix that no other
-    swept key shares, each value compact (floats %g, lists and mappings as JSON)."""
-    keys = [key for key, _ in point]
-    names = []
-    for key in keys:
-        parts = key.split(".")
-        for length in range(1, len(parts) + 1):
-            name = ".".join(parts[-length:])
-            if sum(1 for other in keys if other == name or other.endswith(f".{name}")) == 1:
-                break
-        names.append(name)
-    return ",".join(f"{name}={_compact(value)}" for name, (_, value) in zip(names, point))
-
-
-def _compact(value: Any) -> str:
-    if isinstance(value, float):
-        text = f"{value:g}"
-    elif isinstance(value, (list, dict)):
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    else:
-        text = str(value)
-    return text.replace("/", "-").replace("\\", "-")
+    swept key shares, each value compact (`keypaths.compact`); no `/` (no folder of its own)."""
+    names = short_names([key for key, _ in point])
+    return ",".join(f"{name}={compact(value)}".replace("/", "-").replace("\\", "-")
+                    for name, (_, value) in zip(names, point))

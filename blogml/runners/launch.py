@@ -23,6 +23,7 @@ from blogml.errors import (
     describe_os_error,
     os_error_exit_code,
 )
+from blogml.runners import tracking
 from blogml.runners.building import build_runner
 from blogml.runners.console import run_logging
 from blogml.runners.planning import RunPlan
@@ -112,6 +113,8 @@ def _execute_locked(plan: RunPlan, fresh: bool) -> Outcome:
             if stop.requested:
                 raise KeyboardInterrupt
             result = runner.train(resume=plan.resume)
+            if not plan.scratch:  # a multi_worker non-chief: the chief's run is the record
+                tracking.record(plan.loaded, plan.run_dir, result)
     finally:
         if runner is not None:
             runner.close()
