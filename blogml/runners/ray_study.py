@@ -136,7 +136,7 @@ def run_on_ray(plans: Sequence[RunPlan], parallelism: Parallelism, on_outcome: O
     """Every plan's outcome in plan order, None for a run not started (see `study`)."""
     plans = list(plans)
     outcomes: list[Outcome | None] = [None] * len(plans)
-    queue = collections.deque()
+    queue: collections.deque[int] = collections.deque()
     for index, plan in enumerate(plans):
         if plan.skip:  # nothing to train: no worker needed
             outcomes[index] = execute(plan)
@@ -147,60 +147,93 @@ def run_on_ray(plans: Sequence[RunPlan], parallelism: Parallelism, on_outcome: O
         return outcomes
     ray, where, slots, gpus = connect(parallelism)
     try:
+        workers = min(slots, len(queue))
+        say(f"Ray: {where}; {workers} workers, {parallelism.cpus_per_run:g} CPUs and "
+            f"{gpus:g} GPUs per run")
         worker_class = ray.remote(RunWorker).options(
             num_cpus=parallelism.cpus_per_run, num_gpus=gpus, max_restarts=0,
             max_concurrency=2)  # `stop` reaches a worker while it trains
-        start = lambda: worker_class.remote(os.getcwd())  # noqa: E731
-        say(f"Ray: {where}; {min(slots, len(queue))} workers, {parallelism.cpus_per_run:g} "
-            f"CPUs and {gpus:g} GPUs per run")
-        idle = [start() for _ in range(min(slots, len(queue)))]
-        running: dict[Any, tuple[int, Any]] = {}
-        attempts = collections.Counter()
-        stopping = False
-        with StopSignal() as stop:
-            while running or (queue and not stopping):
-                while idle and queue and not stopping:
-                    index, worker = queue.popleft(), idle.pop()
-                    running[worker.run.remote(plans[index])] = (index, worker)
-                ready, _ = ray.wait(list(running), num_returns=1, timeout=WAIT_SECONDS)
-                if stop.requested and not stopping:
-                    stopping = True
-                    say(f"{stop.requested}: stopping {len(running)} running runs at their "
-                        "next step (checkpointed); run the same command again to continue")
-                    for _, worker in running.values():
-                        worker.stop.remote(stop.requested)
-                for ref in ready:
-                    index, worker = running.pop(ref)
-                    try:
-                        outcome = ray.get(ref)
-                    except ray.exceptions.RayActorError as error:
-                        idle.append(start())  # a fresh worker in the dead one's slot
-                        if attempts[index] < parallelism.retries and not stopping:
-                            attempts[index] += 1
-                            plans[index] = plan_retry(plans[index])
-                            say(f"{plans[index].run_dir}: its worker process died; retry "
-                                f"{attempts[index]} of {parallelism.retries}, from "
-                                f"{'its last checkpoint' if plans[index].resume else 'step 0'}")
-                            queue.appendleft(index)
-                            continue
-                        outcome = _worker_died(plans[index], attempts[index], error)
-                    else:
-                        idle.append(worker)
-                    outcomes[index] = outcome
-                    on_outcome(index, outcome)
-                    if outcome.ends_study(stop_on_error) and not stopping:
-                        stopping = True  # no more starts; the running ones finish, unless
-                        if outcome.exit_code == EXIT_INTERRUPTED:  # it was a stop: all stop
-                            for _, other in running.values():
-                                other.stop.remote(f"the stop of {plans[index].run_dir}")
+        driver = _Driver(ray, lambda: worker_class.remote(os.getcwd()), plans, outcomes,
+                         parallelism.retries, on_outcome, say, stop_on_error)
+        driver.run(queue, workers)
     finally:
         ray.shutdown()
     return outcomes
 
 
+class _Driver:
+    """The study's loop on the driver: hands each idle worker the next run, collects what
+    ends, retries a run whose worker died, and stops them all on a stop request."""
+
+    def __init__(self, ray: Any, start_worker: Callable[[], Any], plans: list[RunPlan],
+                 outcomes: list[Outcome | None], retries: int, on_outcome: OnOutcome,
+                 say: Callable[[str], None], stop_on_error: bool) -> None:
+        self.ray, self.start_worker = ray, start_worker
+        self.plans, self.outcomes, self.retries = plans, outcomes, retries
+        self.on_outcome, self.say, self.stop_on_error = on_outcome, say, stop_on_error
+        self.running: dict[Any, tuple[int, Any]] = {}  # result ref: (plan index, worker)
+        self.attempts: collections.Counter[int] = collections.Counter()
+        self.stopping = False
+
+    def run(self, queue: collections.deque[int], workers: int) -> None:
+        idle = [self.start_worker() for _ in range(workers)]
+        with StopSignal() as stop:
+            while self.running or (queue and not self.stopping):
+                while idle and queue and not self.stopping:
+                    index, worker = queue.popleft(), idle.pop()
+                    self.running[worker.run.remote(self.plans[index])] = (index, worker)
+                ready, _ = self.ray.wait(list(self.running), num_returns=1,
+                                         timeout=WAIT_SECONDS)
+                if stop.requested and not self.stopping:
+                    self.say(f"{stop.requested}: stopping {len(self.running)} running runs at "
+                             "their next step (checkpointed); run the same command again to "
+                             "continue")
+                    self._stop_all(stop.requested)
+                for ref in ready:
+                    index, worker = self.running.pop(ref)
+                    worker = self._collect(ref, index, worker, queue)
+                    idle.append(worker)
+
+    def _collect(self, ref: Any, index: int, worker: Any, queue: collections.deque[int]) -> Any:
+        """Record how the run ended (or queue its retry); the worker for the next run."""
+        plan = self.plans[index]
+        try:
+            outcome = self.ray.get(ref)
+        except self.ray.exceptions.RayActorError as error:
+            worker = self.start_worker()  # a fresh worker in the dead one's slot
+            if self.attempts[index] < self.retries and not self.stopping:
+                self.attempts[index] += 1
+                self.plans[index] = plan = plan_retry(plan)
+                self.say(f"{plan.run_dir}: its worker process died; retry "
+                         f"{self.attempts[index]} of {self.retries}, from "
+                         f"{'its last checkpoint' if plan.resume else 'step 0'}")
+                queue.appendleft(index)
+                return worker
+            outcome = _worker_died(plan, self.attempts[index], error)
+        except self.ray.exceptions.RayTaskError as error:  # a bug outside `execute`
+            outcome = Outcome(plan.loaded.source, str(plan.run_dir), "failed", EXIT_FAILED,
+                              message=f"its worker raised: {_first_line(error)}")
+        self.outcomes[index] = outcome
+        self.on_outcome(index, outcome)
+        if outcome.ends_study(self.stop_on_error) and not self.stopping:
+            if outcome.exit_code == EXIT_INTERRUPTED:  # a stop of one run stops them all
+                self._stop_all(f"the stop of {plan.run_dir}")
+            self.stopping = True  # else no more starts; the running ones finish
+        return worker
+
+    def _stop_all(self, reason: str) -> None:
+        self.stopping = True
+        for _, worker in self.running.values():
+            worker.stop.remote(reason)
+
+
 def _worker_died(plan: RunPlan, attempts: int, error: Exception) -> Outcome:
     retried = f" (retried {attempts} times)" if attempts else ""
-    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return Outcome(plan.loaded.source, str(plan.run_dir), "failed", EXIT_FAILED,
-                   message=f"its worker process died{retried}: {first_line}; "
+                   message=f"its worker process died{retried}: {_first_line(error)}; "
                            "resume it with --resume")
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -289,14 +289,6 @@ def store_uri(uri: str) -> str:
     return Path(uri).absolute().as_uri()
 
 
-def _artifact_location(uri: str) -> str | None:
-    """Where a new experiment of a SQLite store keeps its files: beside the database
-    (`mlartifacts/`), not in ./mlruns of whichever folder the run was started from."""
-    if uri.startswith("sqlite:///") and not uri.endswith(":memory:"):
-        return (Path(uri[len("sqlite:///"):]).parent / "mlartifacts").as_uri()
-    return None
-
-
 def log_to_mlflow(settings: Mapping[str, Any], loaded: LoadedConfig, run_dir: RunDir,
                   hparams: dict[str, Any] | None = None) -> str:
     """Log the run (params, every metric step, plots/summary/config) to its MLflow run,
@@ -309,7 +301,7 @@ def log_to_mlflow(settings: Mapping[str, Any], loaded: LoadedConfig, run_dir: Ru
 
     uri = store_uri(settings["uri"])
     client = mlflow.MlflowClient(tracking_uri=uri)
-    experiment_id = _experiment_id(client, settings["experiment"], uri)
+    experiment_id = _experiment_id(client, settings["experiment"])
     summary = run_dir.read_summary() or {}
     run_id = _existing_run(client, run_dir, uri, experiment_id)
     if run_id is None:
@@ -356,11 +348,16 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[start:start + size]
 
 
-def _experiment_id(client: Any, name: str, uri: str) -> str:
-    """The experiment called `name`, created (or restored from the bin) when needed."""
+def _experiment_id(client: Any, name: str) -> str:
+    """The experiment called `name`, created (or restored from the bin) when needed.
+
+    A new experiment keeps MLflow's default artifact location (a database store: ./mlruns
+    of the working directory, made absolute), not a folder beside the database: that is
+    often inside runs/, where the copies of config.yaml and summary.json would look like
+    runs to `blogml runs`."""
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
-        return client.create_experiment(name, artifact_location=_artifact_location(uri))
+        return client.create_experiment(name)
     if experiment.lifecycle_stage == "deleted":
         client.restore_experiment(experiment.experiment_id)
     return experiment.experiment_id
