@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from blogml.cli.main import cli
 from blogml.config.compose import compose
 from blogml.config.schema import Issues
-from blogml.config.sweep import label, parse_sweep_options, points, sweep_section
+from blogml.config.sweep import label, parse_sweep_options, points
 from blogml.errors import ConfigError
 from blogml.runners.rundir import format_run_dir
 from blogml.tasks.configs import load_configs
