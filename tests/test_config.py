@@ -128,7 +128,7 @@ def test_unknown_keys_are_errors_at_every_level():
     raw = tiny_config(extra=1, data={"num_clases": 3})
     assert issues_of(raw) == [
         "x.yaml: extra: unknown key; expected one of: task, seed, run_dir, backend, data, "
-        "model, optimizer, train, distribution",
+        "model, optimizer, train, distribution, tracking",
         "x.yaml: data.num_clases: unknown key; did you mean 'num_classes'?",
     ]
 

@@ -59,7 +59,11 @@ def record(loaded: LoadedConfig, run_dir: RunDir, result: RunResult) -> None:
     settings = loaded.values.get("tracking") or {}
     if result.status not in RECORDED:
         return
-    hparams = hyperparameters(loaded, run_dir)
+    try:
+        hparams = hyperparameters(loaded, run_dir)
+    except Exception as error:  # a config of a shape nobody foresaw: still not the run's fault
+        log.warning("%s: not tracked: %s: %s", run_dir, type(error).__name__, error)
+        return
     if settings.get("tensorboard_hparams"):
         _warn_on_failure("TensorBoard HParams", run_dir,
                          "check that the run dir's tensorboard/ folder is writable",
@@ -300,6 +304,10 @@ def log_to_mlflow(settings: Mapping[str, Any], loaded: LoadedConfig, run_dir: Ru
     from mlflow.entities import Metric, Param, RunTag
 
     uri = store_uri(settings["uri"])
+    if uri.startswith("file:"):
+        # MLflow 3 refuses its folder store (maintenance only) unless asked; the config
+        # asks for it by naming a folder.
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     client = mlflow.MlflowClient(tracking_uri=uri)
     experiment_id = _experiment_id(client, settings["experiment"])
     summary = run_dir.read_summary() or {}
