@@ -57,7 +57,8 @@ def record(loaded: LoadedConfig, run_dir: RunDir, result: RunResult) -> None:
     failure is a warning that names the run dir and what to do.
     """
     settings = loaded.values.get("tracking") or {}
-    if result.status not in RECORDED:
+    if result.status not in RECORDED or not (settings.get("tensorboard_hparams")
+                                             or settings.get("mlflow")):
         return
     try:
         hparams = hyperparameters(loaded, run_dir)
