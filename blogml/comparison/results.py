@@ -12,13 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from blogml.comparison.grid import Bench, Cell
+from blogml.comparison.profiles import time_to_target
+from blogml.config.keypaths import compact
 from blogml.config.optimizer import CLIP_KEYS
 from blogml.runners.events import read_events
 from blogml.runners.rundir import RunDir, effective_status, write_text_atomic
 
-COLUMNS = ["problem", "optimizer", "seed", "base", "learning_rate", "tricks", "status", "steps",
-           "final_loss", "best_loss", "metric", "final_metric", "best_metric", "target_loss",
-           "steps_to_target", "wall_seconds", "steps_per_sec", "run_dir"]
+COLUMNS = ["problem", "optimizer", "variant", "trial", "point", "seed", "base", "learning_rate",
+           "tricks", "status", "steps", "final_loss", "best_loss", "metric", "final_metric",
+           "best_metric", "target_loss", "steps_to_target", "target_metric", "target_value",
+           "step_to_target", "seconds_to_target", "wall_seconds", "steps_per_sec", "run_dir"]
 
 
 def _number(value: Any) -> float | None:
@@ -82,8 +85,29 @@ def steps_to(steps: list[int], losses: list[float], target: float | None) -> int
     return next((step for step, loss in zip(steps, losses) if loss <= target), None)
 
 
-def result_row(cell: Cell, target_loss: float | None) -> dict[str, Any]:
+def target_of(problem: dict[str, Any]) -> tuple[str, float, str] | None:
+    """A problem's (metric, value, mode) of time to target, or None without a target."""
+    target = problem["target"]
+    if target is None:
+        return None
+    train = problem["train"]
+    mode = target["mode"] or (train["monitor_mode"] if target["metric"] == train["monitor"]
+                              else "min" if "loss" in target["metric"] else "max")
+    return target["metric"], target["value"], mode
+
+
+def evaluations(run_dir: Path) -> list[dict[str, Any]]:
+    """The run's validation events, in order."""
+    return [e for e in read_events(RunDir(run_dir).metrics) if e.get("event") == "val"]
+
+
+def result_row(cell: Cell, problem: dict[str, Any]) -> dict[str, Any]:
     """One run's line of results.csv."""
+    target_loss = problem["target_loss"]
+    target = target_of(problem)
+    step_to_target = seconds_to_target = None
+    if target is not None:
+        step_to_target, seconds_to_target = time_to_target(evaluations(cell.run_dir), *target)
     run = RunDir(cell.run_dir)
     summary = run.read_summary() or {}
     steps, losses, _ = series(cell.run_dir, "loss")
@@ -91,7 +115,9 @@ def result_row(cell: Cell, target_loss: float | None) -> dict[str, Any]:
     _, monitored, _ = series(cell.run_dir, monitor)
     optimizer = cell.values["optimizer"]
     return {
-        "problem": cell.problem, "optimizer": cell.optimizer, "seed": cell.seed,
+        "problem": cell.problem, "optimizer": cell.optimizer, "variant": cell.variant,
+        "trial": cell.trial, "point": ";".join(f"{k}={compact(v)}" for k, v in cell.point),
+        "seed": cell.seed,
         "base": optimizer["name"], "learning_rate": optimizer["learning_rate"],
         "tricks": "; ".join(tricks(optimizer)) or "none",
         "status": effective_status(summary) if run.is_run() else "not run",
@@ -103,6 +129,9 @@ def result_row(cell: Cell, target_loss: float | None) -> dict[str, Any]:
         "best_metric": (summary.get("best") or {}).get("value"),
         "target_loss": target_loss,
         "steps_to_target": steps_to(steps, losses, target_loss),
+        "target_metric": target[0] if target else None,
+        "target_value": target[1] if target else None,
+        "step_to_target": step_to_target, "seconds_to_target": seconds_to_target,
         "wall_seconds": summary.get("wall_seconds"),
         "steps_per_sec": summary.get("steps_per_sec"),
         "run_dir": str(cell.run_dir),
@@ -110,7 +139,16 @@ def result_row(cell: Cell, target_loss: float | None) -> dict[str, Any]:
 
 
 def collect(bench: Bench) -> list[dict[str, Any]]:
-    return [result_row(cell, bench.problem(cell.problem)["target_loss"]) for cell in bench.cells]
+    return [result_row(cell, bench.problem(cell.problem)) for cell in bench.cells]
+
+
+def final_value(cell: Cell) -> float | None:
+    """The run's last validation value of its problem's monitored metric (the score of a
+    tuning trial); None if it never evaluated or did not finish."""
+    if effective_status(RunDir(cell.run_dir).read_summary()) != "finished":
+        return None
+    _, values, _ = series(cell.run_dir, cell.values["train"]["monitor"])
+    return values[-1] if values else None
 
 
 def _cell_text(value: Any) -> str:

@@ -10,6 +10,7 @@ run is a function of its config and seed, its numbers do not change.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,11 +18,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from blogml.comparison.claims import ClaimResult, evaluate_claims
-from blogml.comparison.grid import Bench, check_bench
-from blogml.comparison.plots import plot_bench
+from blogml.comparison.claims import ClaimResult, claims_under_tuning, evaluate_claims
+from blogml.comparison.grid import Bench, Cell, check_bench, tuned_cells
+from blogml.comparison.plots import plot_bench, plot_profiles
+from blogml.comparison.profiles import curve, times_of
 from blogml.comparison.report import write_report
-from blogml.comparison.results import collect, write_csv
+from blogml.comparison.results import collect, final_value, write_csv
 from blogml.errors import EXIT_INTERRUPTED, BlogmlError, ConfigError, RunDirError
 from blogml.runners.console import interactive
 from blogml.runners.launch import Outcome
@@ -83,33 +85,58 @@ def _say(message: str) -> None:
 
 def run_bench(bench: Bench, plans: list[RunPlan],
               parallelism: Parallelism = Parallelism()) -> BenchOutcome:
-    """Run (or reuse) every planned cell, then write the outputs; an interrupted run stops
-    the bench before its outputs are written."""
+    """Run (or reuse) every planned cell (the defaults and the tuning trials), then the
+    tuned runs their results pick, then write the outputs; an interrupted run stops the
+    bench before its outputs are written."""
     with tqdm(total=len(plans), desc="bench", unit="run", disable=not interactive(),
               file=sys.stderr, dynamic_ncols=True) as bar:
-        finished = [0]
-
-        def on_outcome(index: int, outcome: Outcome) -> None:
-            finished[0] += 1
-            bar.set_postfix_str(bench.cells[index].name)
-            bar.update(1)
-            if bar.disable:
-                _say(f"bench [{finished[0]}/{len(plans)}] {bench.cells[index].name}: "
-                     f"{outcome.status}")
-
-        outcomes = run_study(plans, parallelism, on_outcome, say=_say)
-    discard([plan for plan, outcome in zip(plans, outcomes) if outcome is None])
-    done = [outcome for outcome in outcomes if outcome is not None]
-    stopped = [cell.name for cell, outcome in zip(bench.cells, outcomes)
-               if outcome is not None and outcome.exit_code == EXIT_INTERRUPTED]
-    if stopped or len(done) < len(plans):
-        _say(f"bench interrupted at {', '.join(stopped) or 'its start'}; run the same "
-             "command again to continue")
-        return BenchOutcome(done)
+        outcomes, stopped = _run_cells(bench.cells, plans, parallelism, bar)
+        if stopped is None:
+            tuned = tuned_cells(bench, final_value)
+            fresh = [cell for cell in tuned if cell.run_dir not in
+                     {c.run_dir for c in bench.cells}]
+            bar.total += len(fresh)
+            bar.refresh()
+            more, stopped = _run_cells(fresh, plan_cells(Bench(bench.source, bench.values,
+                                                              bench.out_dir, fresh)),
+                                       parallelism, bar)
+            outcomes += more
+            bench = dataclasses.replace(bench, cells=bench.cells + tuned)
+    if stopped is not None:
+        _say(f"bench interrupted at {stopped}; run the same command again to continue")
+        return BenchOutcome(outcomes)
     bench.out_dir.mkdir(parents=True, exist_ok=True)
     rows = collect(bench)
     results = bench.out_dir / "results.csv"
     write_csv(rows, results)
     claims = evaluate_claims(bench)
-    report = write_report(bench, rows, plot_bench(bench), claims)
-    return BenchOutcome(done, results, report, tuple(claims))
+    tuned_claims = claims_under_tuning(bench)
+    profiles = {variant: {o: curve(times, o) for o in dict.fromkeys(
+                    o for by in times.values() for o in by)}
+                for variant in ("default", "tuned") if (times := times_of(rows, variant))}
+    report = write_report(bench, rows, plot_bench(bench, rows), claims,
+                          [(c.name, c.sentence) for c in tuned_claims],
+                          plot_profiles(profiles, bench.out_dir / "plots" / "profiles.png"))
+    return BenchOutcome(outcomes, results, report, tuple(claims) + tuple(tuned_claims))
+
+
+def _run_cells(cells: list[Cell], plans: list[RunPlan], parallelism: Parallelism,
+               bar: tqdm) -> tuple[list[Outcome], str | None]:
+    """The cells' runs; (outcomes of those started, the names of those stopped or None)."""
+    def on_outcome(index: int, outcome: Outcome) -> None:
+        bar.set_postfix_str(cells[index].name)
+        bar.update(1)
+        if bar.disable:  # (a disabled bar counts nothing)
+            ended.append(index)
+            _say(f"bench [{len(ended)}/{len(cells)}] {cells[index].name}: {outcome.status}")
+
+    ended: list[int] = []
+
+    outcomes = run_study(plans, parallelism, on_outcome, say=_say)
+    discard([plan for plan, outcome in zip(plans, outcomes) if outcome is None])
+    stopped = [cell.name for cell, outcome in zip(cells, outcomes)
+               if outcome is not None and outcome.exit_code == EXIT_INTERRUPTED]
+    done = [outcome for outcome in outcomes if outcome is not None]
+    if stopped or len(done) < len(plans):
+        return done, ", ".join(stopped) or "its start"
+    return done, None

@@ -21,6 +21,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from blogml.comparison.search import KINDS, with_point
 from blogml.config.common import Template
 from blogml.config.optimizer import OPTIMIZER
 from blogml.config.schema import (
@@ -70,9 +71,24 @@ class CellName(Str):
         return value
 
 
+class Target(Section):
+    """`target: {metric: val_accuracy, value: 0.9}`: what "reached" means for a problem."""
+
+    def __init__(self) -> None:
+        super().__init__({
+            "metric": Str(doc="the validation metric, val_<metric> (one the problem reports)"),
+            "value": Float(doc="the value to reach: at or above it for a metric maximised, at "
+                               "or below for one minimised"),
+            "mode": Str(None, "min or max (default: the problem's train.monitor_mode when "
+                              "metric is its monitor, else min for a loss and max otherwise)",
+                        choices=["min", "max"]),
+        }, "the validation target of time to target", optional=True)
+
+
 PROBLEM_OWN: dict[str, Spec] = {
     "target_loss": Float(None, "training loss to reach: results.csv gives the first logged "
                                "step whose (window-mean) train loss is at or below it"),
+    "target": Target(),
     "optimizers": ListOf(Name(), None, "the optimizers run on this problem (default: all)",
                          min_length=1),
 }
@@ -102,6 +118,94 @@ class ProblemEntry(Section):
         own = Section(PROBLEM_OWN).check({k: v for k, v in value.items() if k in PROBLEM_OWN},
                                          path, issues)
         return {**{part: task[part] for part in TASK_PARTS}, **own}
+
+
+class Space(Spec):
+    """One searched key's range: `{log_uniform: [a, b]}` (0 < a < b), `{uniform: [a, b]}`
+    (a < b) or `{choice: [v1, v2, ...]}`."""
+
+    def expected(self) -> str:
+        return "one of {log_uniform: [A, B]}, {uniform: [A, B]}, {choice: [V, ...]}"
+
+    def _check(self, value: Any, path: str, issues: Issues) -> Any:
+        if not isinstance(value, Mapping) or len(value) != 1 or next(iter(value)) not in KINDS:
+            return self._reject(value, path, issues)
+        kind, values = next(iter(value.items()))
+        where = join(path, kind)
+        if kind == "choice":
+            if not isinstance(values, list) or not values:
+                issues.add(where, f"must be a non-empty list of values, got {show(values)}")
+            return {kind: values}
+        bounds = Float().check(values[0], where, issues) if isinstance(values, list) \
+            and len(values) == 2 else None
+        if bounds is None:
+            issues.add(where, f"must be [LOW, HIGH], got {show(values)}")
+            return {kind: values}
+        low, high = bounds, Float().check(values[1], where, issues)
+        if not isinstance(low, float) or not isinstance(high, float):
+            return {kind: values}
+        if not low < high or (kind == "log_uniform" and low <= 0):
+            issues.add(where, f"must be [LOW, HIGH] with {'0 < ' if kind == 'log_uniform' else ''}"
+                              f"LOW < HIGH, got {show(values)}")
+        return {kind: [low, high]}
+
+
+TUNING_KEYS: dict[str, Spec] = {
+    "search": MapOf(Str(), Space(), None, "searched optimizer keys (dotted: lookahead.alpha) "
+                                          "-> their range; null: not tuned", min_length=1),
+    "budget": Int(8, "tuning trials: points of the space, each run on tuning_seeds", min=1),
+}
+
+
+class OptimizerEntry(Spec):
+    """One `optimizers:` entry: an optimizer section, its default point, plus the keys of
+    tuning. Every point the space can give is checked as an optimizer section: its lowest
+    and highest values, and every choice."""
+
+    def __init__(self) -> None:
+        super().__init__(doc="an optimizer section, with search and budget for tuning")
+
+    def expected(self) -> str:
+        return "an optimizer section"
+
+    def _check(self, value: Any, path: str, issues: Issues) -> Any:
+        if not isinstance(value, Mapping):
+            return OPTIMIZER.check(value, path, issues)
+        before = len(issues.items)
+        section = OPTIMIZER.check(_without_tuning(value), path, issues)
+        tuning = Section(TUNING_KEYS).check({k: value[k] for k in TUNING_KEYS if k in value},
+                                            path, issues)
+        if tuning["search"] and len(issues.items) == before:
+            for extreme in _extremes(tuning["search"]):
+                scratch = Issues()
+                OPTIMIZER.check(with_point(_without_tuning(value), extreme), path, scratch)
+                for where, message in scratch.items:
+                    key = where.removeprefix(path + ".")
+                    issues.add(join(join(path, "search"), key),
+                               f"the point {key}={show(extreme.get(key))} of this space: "
+                               f"{message}")
+                if scratch:
+                    break
+        return {**section, **tuning}
+
+
+def _without_tuning(value: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in value.items() if k not in TUNING_KEYS}
+
+
+def _extremes(space: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Points at the ends of every range and at every choice (all lows, all highs, then
+    each choice of each key with the other keys low)."""
+    def end(spec: Mapping[str, Any], which: int) -> Any:
+        values = next(iter(spec.values()))
+        return values[0] if "choice" in spec else values[which]
+    low = {key: end(spec, 0) for key, spec in space.items()}
+    high = {key: end(spec, 1) for key, spec in space.items()}
+    points = [low, high]
+    for key, spec in space.items():
+        if "choice" in spec:
+            points += [{**low, key: choice} for choice in spec["choice"]]
+    return points
 
 
 CLAIM_COMMON: dict[str, Spec] = {
@@ -245,7 +349,10 @@ BENCH = Section({
     "seeds": ListOf(Int(min=0), [0], "every cell runs once per seed", min_length=1),
     "problems": MapOf(Name(), ProblemEntry(), doc="name -> optbench data/model/train sections",
                       min_length=1),
-    "optimizers": MapOf(Name(), OPTIMIZER, doc="name -> an optimizer section",
-                        min_length=1),
+    "tuning_seeds": ListOf(Int(min=0), [0], "seeds of the tuning trials (the best point is "
+                           "then run on seeds)", min_length=1),
+    "search_seed": Int(0, "seed of the quasirandom sequence of search points", min=0),
+    "optimizers": MapOf(Name(), OptimizerEntry(), doc="name -> an optimizer section (plus "
+                        "search and budget)", min_length=1),
     "claims": MapOf(Name(), ClaimSection(), {}, "name -> a claim the report checks"),
 }, "an optimizer benchmark")  # the rules across sections: `check_references`
