@@ -186,7 +186,7 @@ class BaseRunner:
         count = 0
         for batch in self.eval_batches(split):
             logs = self.distribution.test_on_batch(self.model, batch)
-            size = len(batch[0])
+            size = len(keras.tree.flatten(batch[0])[0])  # inputs may be a dict of arrays
             for name, value in logs.items():
                 totals[name] = totals.get(name, 0.0) + float(value) * size
             count += size
