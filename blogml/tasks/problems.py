@@ -12,7 +12,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-from blogml.config.schema import Float, Int, Issues, ListOf, Spec, Str, Validator, join
+from blogml.config.schema import Choice, Float, Int, Issues, ListOf, Spec, Str, Validator, join
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,7 @@ def _bag_lengths(data: dict[str, Any], path: str, issues: Issues) -> None:
 
 
 _BUILDERS = "blogml.runners.optbench.builders"
+_REAL = "blogml.runners.optbench.real_problems"
 
 PROBLEMS: dict[str, Problem] = {p.name: p for p in [
     Problem(
@@ -127,6 +128,41 @@ PROBLEMS: dict[str, Problem] = {p.name: p for p in [
         model={"embedding_dim": Int(32, "width of the token embeddings", min=1)},
         metrics=("loss", "accuracy"), monitor="val_accuracy", monitor_mode="max",
         builder_path=f"{_BUILDERS}:EmbeddingBagProblem", validators=(_bag_lengths,)),
+    Problem(
+        "vqvae_tiny",
+        "the seed's VQ-VAE, small, on synthetic faces (`data synth celeba`) drawn from the "
+        "seed and read through the real HDF5 cache (`data prepare celeba`, 64 px)",
+        data={**_split_sizes(1024, 128, 128),
+              "image_size": Choice([16, 32, 64], 32, "side of the images: the 64 px cache, "
+                                                     "box-downsampled")},
+        model={"z_dim": Int(16, "channels of the encoder output and of each code", min=1),
+               "num_codes": Int(32, "codebook size K", min=2),
+               "beta": Float(0.25, "commitment weight β", min=0.0),
+               "residual_blocks": Int(0, "residual blocks in encoder and decoder", min=0),
+               "codebook_update": Str("loss", "how the codebook learns: by the codebook loss "
+                                              "(trained by the optimizer), or by moving "
+                                              "averages of the encoder outputs",
+                                      choices=["loss", "ema"]),
+               "decay": Float(0.99, "EMA decay γ (codebook_update ema)", min=0.0, max=1.0)},
+        metrics=("loss", "mse", "psnr", "commitment"), monitor="val_psnr", monitor_mode="max",
+        builder_path=f"{_REAL}:VQVAETinyProblem"),
+    Problem(
+        "nl2sql_tiny",
+        "the seed's four-head NL2SQL model with a tiny random BERT (Chinese BERT vocab), on "
+        "synthetic questions (`data synth nl2sql`) drawn from the seed and read through the "
+        "competition-format reader and the nl2sql task's features",
+        data={**_split_sizes(1024, 128, 128),
+              "max_length": Int(96, "tokens per question with its headers (longer inputs are "
+                                    "shortened as in task nl2sql)", min=16, max=512)},
+        model={"layers": Int(2, "transformer blocks of the random BERT", min=1),
+               "heads": Int(2, "attention heads", min=1),
+               "head_size": Int(16, "width of each head; the BERT's width is heads × head_size",
+                                min=1),
+               "intermediate_size": Int(64, "feed-forward width", min=1),
+               "dropout": Float(0.0, "BERT's hidden and attention dropout", min=0.0, max=0.9),
+               "link_units": Int(32, "width of the value-token x column scorer", min=1)},
+        metrics=("loss", "conn_accuracy", "agg_accuracy", "op_accuracy", "link_accuracy"),
+        monitor="val_loss", monitor_mode="min", builder_path=f"{_REAL}:NL2SQLTinyProblem"),
 ]}
 
 DEFAULT_PROBLEM = "classification"
