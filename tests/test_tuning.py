@@ -247,3 +247,27 @@ def test_a_tuned_bench_twice_is_byte_identical_and_a_killed_one_ends_with_the_sa
     assert resumed.returncode == 0, resumed.stderr
     assert _numbers(killed / "out/b/results.csv") == [
         [v.replace(str(tmp_path), str(killed)) for v in line] for line in _numbers(results)]
+
+
+def test_the_protocol_bench_is_the_issues_grid():
+    """configs/optbench/protocol.yaml: six optimizers x the six problems, budget 8, 3 seeds."""
+    from tests.conftest import REPO
+
+    bench, issues = check_bench(str(REPO / "configs/optbench/protocol.yaml"))
+    assert issues == []
+    values = bench.values
+    assert {entry["data"]["problem"] for entry in values["problems"].values()} == {
+        "noisy_quadratic", "rosenbrock", "classification", "embedding_bag", "vqvae_tiny",
+        "nl2sql_tiny"}
+    optimizers = values["optimizers"]
+    assert len(optimizers) == 6 and all(o["budget"] == 8 and o["search"] for o in
+                                        optimizers.values())
+    assert values["seeds"] == [0, 1, 2] and values["tuning_seeds"] == [0]
+    kinds = {(o["name"], o["layer_adaptation"], o["weight_decay"] > 0, o["lookahead"] is not None,
+              o["ema"] is not None) for o in optimizers.values()}
+    assert kinds == {("sgd", False, False, False, False), ("adam", False, False, False, False),
+                     ("adam", False, True, False, False), ("adam", True, True, False, False),
+                     ("lion", False, False, False, False), ("adam", False, False, True, True)}
+    assert optimizers["sgd"]["momentum"] == 0.9
+    assert all(entry["target"] for entry in values["problems"].values())
+    assert len(bench.cells) == 6 * 6 * (3 + 8)  # defaults and trials; 72 tuned runs follow
