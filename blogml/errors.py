@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+from collections.abc import Iterable
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -36,6 +37,12 @@ class ConfigIssue:
 
     def __repr__(self) -> str:
         return f"ConfigIssue({str(self)!r})"
+
+
+def unique_issues(issues: Iterable[ConfigIssue]) -> list[ConfigIssue]:
+    """Each issue once (the same text from two points of a sweep or two cells of a bench),
+    in first-seen order."""
+    return list({str(issue): issue for issue in issues}.values())
 
 
 class ConfigError(BlogmlError):

@@ -29,7 +29,7 @@ from blogml.comparison.schema import (
 from blogml.comparison.search import best_trial, points, with_point
 from blogml.config.loader import LoadedConfig, read_yaml
 from blogml.config.schema import Issues
-from blogml.errors import ConfigError, ConfigIssue
+from blogml.errors import ConfigError, ConfigIssue, unique_issues
 from blogml.tasks.configs import check_config
 
 
@@ -135,7 +135,7 @@ def check_bench(path: str) -> tuple[Bench, list[ConfigIssue]]:
                                    f"{i.path}: {i.message}") for i in cell_issues)
         if cell is not None:
             cells.append(cell)
-    return Bench(path, values, out_dir, cells), _unique(problems) + _unique(crossed)
+    return Bench(path, values, out_dir, cells), unique_issues(problems) + unique_issues(crossed)
 
 
 def make_cell(path: str, values: dict[str, Any], out_dir: Path, problem: str, optimizer: str,
@@ -222,8 +222,3 @@ def _mean(values: list[float | None]) -> float | None:
     if not values or any(v is None for v in values):
         return None
     return sum(values) / len(values)
-
-
-def _unique(issues: Iterable[ConfigIssue]) -> list[ConfigIssue]:
-    """Each issue once (the same text from two cells of the grid), in first-seen order."""
-    return list({str(issue): issue for issue in issues}.values())

@@ -15,23 +15,13 @@ from blogml.comparison.grid import Bench, Cell
 from blogml.comparison.profiles import time_to_target
 from blogml.config.keypaths import compact
 from blogml.config.optimizer import CLIP_KEYS
-from blogml.runners.events import read_events
+from blogml.runners.events import as_number, read_events
 from blogml.runners.rundir import RunDir, effective_status, write_text_atomic
 
 COLUMNS = ["problem", "optimizer", "variant", "trial", "point", "seed", "base", "learning_rate",
            "tricks", "status", "steps", "final_loss", "best_loss", "metric", "final_metric",
            "best_metric", "target_loss", "steps_to_target", "target_metric", "target_value",
            "step_to_target", "seconds_to_target", "wall_seconds", "steps_per_sec", "run_dir"]
-
-
-def _number(value: Any) -> float | None:
-    """A metrics.jsonl value as a float (non-finite values are stored as strings)."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def series(run_dir: Path, metric: str) -> tuple[list[int], list[float], list[float]]:
@@ -43,11 +33,11 @@ def series(run_dir: Path, metric: str) -> tuple[list[int], list[float], list[flo
     event, name = ("val", metric[4:]) if metric.startswith("val_") else ("train", metric)
     steps, values, times = [], [], []
     for record in read_events(RunDir(run_dir).metrics):
-        value = _number(record.get(name))
+        value = as_number(record.get(name))
         if record.get("event") == event and value is not None:
             steps.append(record["step"])
             values.append(value)
-            times.append(_number(record.get("time")) or 0.0)
+            times.append(as_number(record.get("time")) or 0.0)
     return steps, values, times
 
 

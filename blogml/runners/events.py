@@ -31,6 +31,20 @@ def _json_number(value: float) -> float | str:
     return value if math.isfinite(value) else str(value)
 
 
+def as_number(value: Any) -> float | None:
+    """A metric value of metrics.jsonl (or summary.json) as a float: a number as it is, a
+    non-finite one as `EventLog.write` stores it ("nan", "inf", "-inf") read back; None for
+    anything else (a missing value, a bool, a string that is no number)."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str) and value.lower() in ("nan", "inf", "-inf", "infinity",
+                                                    "-infinity"):
+        return float(value)
+    return None
+
+
 class EventLog:
     """Appends events to metrics.jsonl and TensorBoard.
 

@@ -31,8 +31,6 @@ from blogml.runners.launch import Outcome, execute
 from blogml.runners.planning import RunPlan, plan_retry
 from blogml.runners.signals import StopSignal, clear_stop_request, request_stop
 
-log = logging.getLogger("blogml")
-
 INSTALL = 'pip install -e ".[ray]"'
 LOOPBACK = "127.0.0.1"
 WAIT_SECONDS = 0.25  # how often the driver looks at a stop request while runs train
@@ -126,9 +124,6 @@ class RunWorker:
 
     def stop(self, reason: str) -> None:
         request_stop(reason)
-
-    def describe(self) -> tuple[int, str | None]:
-        return os.getpid(), os.environ.get("CUDA_VISIBLE_DEVICES")
 
 
 def run_on_ray(plans: Sequence[RunPlan], parallelism: Parallelism, on_outcome: OnOutcome,

@@ -14,7 +14,7 @@ def request_stop(reason: str) -> None:
     """Stop the run training in this process as a signal would, from any thread.
 
     A parallel study's worker trains in a thread of its own process, where signal handlers
-    cannot be installed; the driver stops it through this instead (see `runners.study`).
+    cannot be installed; the driver stops it through this instead (see `runners.ray_study`).
     """
     _outside_reason[0] = reason
     _requested_from_outside.set()

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from blogml.config.loader import LoadedConfig
-from blogml.runners.events import read_events
+from blogml.runners.events import as_number, read_events
 from blogml.runners.rundir import RunDir, write_text_atomic
 
 if TYPE_CHECKING:
@@ -171,29 +171,18 @@ def _hparam_value(value: Any) -> bool | int | float | str:
     return value
 
 
-def _number(value: Any) -> float | None:
-    """A metric value as metrics.jsonl/summary.json hold it (a non-finite one is a string)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str) and value.lower() in ("nan", "inf", "-inf", "infinity",
-                                                    "-infinity"):
-        return float(value)
-    return None
-
-
 def final_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
     """summary.json's best and final values: `best/val_accuracy`, `final/val_loss`,
     `final/train_loss`, ... (the columns a study is compared by)."""
     metrics: dict[str, float] = {}
     best = summary.get("best") or {}
-    if isinstance(best, Mapping) and best.get("metric") and _number(best.get("value")) is not None:
-        metrics[f"best/{best['metric']}"] = _number(best["value"])
+    value = as_number(best.get("value")) if isinstance(best, Mapping) else None
+    if value is not None and best.get("metric"):
+        metrics[f"best/{best['metric']}"] = value
     final = summary.get("final") or {}
     for split in ("val", "train"):
         for name, value in (final.get(split) or {}).items():
-            number = _number(value)
+            number = as_number(value)
             if name not in CONTEXT and number is not None:
                 metrics[f"final/{split}_{name}"] = number
     return metrics
@@ -207,7 +196,7 @@ def metric_points(events: list[dict[str, Any]]) -> Iterator[tuple[str, int, floa
         if not isinstance(kind, str) or isinstance(step, bool) or not isinstance(step, int):
             continue
         for name, value in event.items():
-            number = _number(value)
+            number = as_number(value)
             if name not in CONTEXT and number is not None:
                 yield f"{kind}/{name}", step, number
 

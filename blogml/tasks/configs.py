@@ -9,7 +9,7 @@ from blogml.config.compose import compose
 from blogml.config.loader import OVERRIDE_SOURCE, LoadedConfig, apply_overrides
 from blogml.config.schema import Issues, show, suggest
 from blogml.config.sweep import SWEEP_KEY, SWEEP_OPTION, parse_sweep_options, points, sweep_section
-from blogml.errors import ConfigError, ConfigIssue
+from blogml.errors import ConfigError, ConfigIssue, unique_issues
 from blogml.tasks.registry import TASKS
 
 
@@ -67,8 +67,7 @@ def load_configs(paths: list[str] | tuple[str, ...], overrides: list[tuple[str, 
                 values["run_dir"] += "/{sweep}"  # each point its own run dir
             loaded.append(LoadedConfig(path, values, origins, point))
     if problems:
-        # a value every point shares, said once
-        raise ConfigError(list({str(issue): issue for issue in problems}.values()))
+        raise ConfigError(unique_issues(problems))  # a value every point shares: said once
     return loaded
 
 
