@@ -28,17 +28,10 @@ def optimizers(config_files: tuple[str, ...], parallelism) -> None:
     failed, 2 bad input, 130 interrupted.
     """
     from blogml.comparison.run import prepare, run_bench
-    from blogml.runners.planning import discard
-    from blogml.runners.study import check_parallel_plans
+    from blogml.runners.study import check_parallel
 
+    check_parallel([], parallelism)  # a bench's cells are single-device optbench runs
     prepared = prepare(config_files)
-    try:
-        for _, plans in prepared:
-            check_parallel_plans(plans, parallelism)
-    except BaseException:
-        for _, plans in prepared:
-            discard(plans)
-        raise
     codes = []
     for loaded, plans in prepared:
         outcome = run_bench(loaded, plans, parallelism)

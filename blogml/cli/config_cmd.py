@@ -37,7 +37,7 @@ def show(config_file: str, overrides: tuple[str, ...], sweeps: tuple[str, ...],
         text = with_origins(loaded.values, loaded.origins) if origin \
             else dump_config(loaded.values)
         if loaded.point:
-            text = "# sweep: " + ", ".join(f"{k}={v!r}" for k, v in loaded.point) + "\n" + text
+            text = f"# sweep: {_point(loaded.point)}\n{text}"
         documents.append(text)
     click.echo("---\n".join(documents), nl=False)
 
@@ -60,6 +60,11 @@ def with_origins(values: dict[str, Any], origins: dict[str, str]) -> str:
 
     walk(values, "", "")
     return "\n".join(lines) + "\n"
+
+
+def _point(point: tuple[tuple[str, Any], ...]) -> str:
+    """A sweep point as `seed=0, optimizer.learning_rate=0.001`."""
+    return ", ".join(f"{key}={value!r}" for key, value in point)
 
 
 def _key(key: Any) -> str:
@@ -90,6 +95,6 @@ def check(config_files: tuple[str, ...], overrides: tuple[str, ...], sweeps: tup
 
         check_data(configs)
     for loaded in configs:
-        point = f", {', '.join(f'{k}={v!r}' for k, v in loaded.point)}" if loaded.point else ""
+        point = f", {_point(loaded.point)}" if loaded.point else ""
         click.echo(f"{loaded.source}: ok ({loaded.task}{point}"
                    f"{', data checked' if with_data else ''})")

@@ -48,7 +48,7 @@ def train(config_files: tuple[str, ...], overrides: tuple[str, ...], sweeps: tup
     from blogml.runners.building import config_from_run_dir
     from blogml.runners.planning import discard, plan_runs
     from blogml.runners.preflight import check_data
-    from blogml.runners.study import check_parallel_plans, run_study
+    from blogml.runners.study import check_parallel, run_study
     from blogml.tasks.configs import load_configs
 
     if config_files:
@@ -61,12 +61,8 @@ def train(config_files: tuple[str, ...], overrides: tuple[str, ...], sweeps: tup
     else:
         raise click.UsageError("give at least one CONFIG, or --run-dir DIR --resume")
     check_data(configs)  # before any run dir is made: a broken one stops the whole study
+    check_parallel(configs, parallelism)
     plans = plan_runs(configs, run_dir, resume)
-    try:
-        check_parallel_plans(plans, parallelism)
-    except BaseException:
-        discard(plans)
-        raise
 
     def on_outcome(index: int, outcome) -> None:
         if parallelism.parallel:

@@ -94,6 +94,19 @@ def times_of(rows: Sequence[Mapping[str, Any]], variant: str) -> dict[str, dict[
             for problem, by_optimizer in grouped.items()}
 
 
+def timed(times: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """The optimizers of a table of times, in first-seen order."""
+    return list(dict.fromkeys(o for by_optimizer in times.values() for o in by_optimizer))
+
+
+def curves(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, list[tuple[float, float]]]]:
+    """{variant: {optimizer: its profile curve}} for the default and tuned rows that have
+    a target (a variant without any is left out)."""
+    tables = {variant: times_of(rows, variant) for variant in ("default", "tuned")}
+    return {variant: {o: curve(times, o) for o in timed(times)}
+            for variant, times in tables.items() if times}
+
+
 def curve(times: Mapping[str, Mapping[str, float]], optimizer: str,
           tau_max: float = 4.0) -> list[tuple[float, float]]:
     """(τ, ρ(τ)) at τ = 1, each ratio where ρ steps up, and `tau_max`: enough to draw it."""

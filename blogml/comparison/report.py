@@ -9,7 +9,7 @@ from typing import Any
 
 from blogml.comparison.claims import ClaimResult
 from blogml.comparison.grid import Bench
-from blogml.comparison.profiles import area, profile, times_of
+from blogml.comparison.profiles import area, profile, timed, times_of
 from blogml.comparison.schema import optimizers_of
 from blogml.tasks.problems import PROBLEMS
 
@@ -148,7 +148,7 @@ def profile_section(rows: list[dict[str, Any]], plot: Path | None, out_dir: Path
         times = times_of(rows, variant)
         if not times:
             continue
-        optimizers = list(dict.fromkeys(o for by in times.values() for o in by))
+        optimizers = timed(times)
         if not lines:
             lines = ["## Performance profiles", "",
                      f"Time to target: the wall-clock seconds of a run's first validation at "

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from blogml.comparison.claims import ClaimResult, claims_under_tuning, evaluate_claims
 from blogml.comparison.grid import Bench, Cell, check_bench, tuned_cells
 from blogml.comparison.plots import plot_bench, plot_profiles
-from blogml.comparison.profiles import curve, times_of
+from blogml.comparison.profiles import curves
 from blogml.comparison.report import write_report
 from blogml.comparison.results import collect, final_value, write_csv
 from blogml.errors import EXIT_INTERRUPTED, BlogmlError, ConfigError, RunDirError
@@ -93,12 +93,11 @@ def run_bench(bench: Bench, plans: list[RunPlan],
         outcomes, stopped = _run_cells(bench.cells, plans, parallelism, bar)
         if stopped is None:
             tuned = tuned_cells(bench, final_value)
-            fresh = [cell for cell in tuned if cell.run_dir not in
-                     {c.run_dir for c in bench.cells}]
+            planned = {cell.run_dir for cell in bench.cells}  # a tuning seed's run is reused
+            fresh = [cell for cell in tuned if cell.run_dir not in planned]
             bar.total += len(fresh)
             bar.refresh()
-            more, stopped = _run_cells(fresh, plan_cells(Bench(bench.source, bench.values,
-                                                              bench.out_dir, fresh)),
+            more, stopped = _run_cells(fresh, plan_cells(dataclasses.replace(bench, cells=fresh)),
                                        parallelism, bar)
             outcomes += more
             bench = dataclasses.replace(bench, cells=bench.cells + tuned)
@@ -111,12 +110,9 @@ def run_bench(bench: Bench, plans: list[RunPlan],
     write_csv(rows, results)
     claims = evaluate_claims(bench)
     tuned_claims = claims_under_tuning(bench)
-    profiles = {variant: {o: curve(times, o) for o in dict.fromkeys(
-                    o for by in times.values() for o in by)}
-                for variant in ("default", "tuned") if (times := times_of(rows, variant))}
     report = write_report(bench, rows, plot_bench(bench, rows), claims,
                           [(c.name, c.sentence) for c in tuned_claims],
-                          plot_profiles(profiles, bench.out_dir / "plots" / "profiles.png"))
+                          plot_profiles(curves(rows), bench.out_dir / "plots" / "profiles.png"))
     return BenchOutcome(outcomes, results, report, tuple(claims) + tuple(tuned_claims))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from blogml.config.loader import LoadedConfig
 from blogml.errors import BlogmlError
 from blogml.runners import ray_study
 from blogml.runners.launch import Outcome, execute
@@ -17,13 +18,13 @@ from blogml.runners.planning import RunPlan
 from blogml.runners.ray_study import OnOutcome, Parallelism
 
 
-def check_parallel_plans(plans: Sequence[RunPlan], parallelism: Parallelism) -> None:
-    """Refuse, before anything runs, what cannot run in parallel."""
+def check_parallel(configs: Sequence[LoadedConfig], parallelism: Parallelism) -> None:
+    """Refuse, before any run is planned, what cannot run in parallel."""
     if not parallelism.parallel:
         return
     ray_study.require_ray()
-    spread = [str(p.loaded.source) for p in plans
-              if p.loaded.values["distribution"]["strategy"] == "multi_worker"]
+    spread = [str(c.source) for c in configs
+              if c.values["distribution"]["strategy"] == "multi_worker"]
     if spread:
         raise BlogmlError(f"{', '.join(spread)}: distribution.strategy multi_worker starts its "
                           "own worker processes; train it without --jobs/--ray")
