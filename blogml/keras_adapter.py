@@ -1,7 +1,8 @@
 """What blogml relies on in Keras beyond its public API, in one place.
 
 `slots_by_variable` and `building_inside_a_trace` depend on behaviours Keras documents but
-does not offer as a call; `symbolic_build` is the one private Keras method blogml calls.
+does not offer as a call; `symbolic_build` is the one private Keras method blogml calls;
+`unlowered_cond` sets one private TensorFlow attribute.
 `tests/test_keras_adapter.py` checks each on the installed Keras and says which one broke,
 so an upgrade fails there with a clear message instead of as a wrong update elsewhere (and
 checks that no other module uses a private Keras name).
@@ -9,7 +10,7 @@ checks that no other module uses a private Keras name).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
@@ -49,3 +50,32 @@ def symbolic_build(model: keras.Model, x: Any, y: Any) -> None:
     before its first step. A tf.distribute step that runs `train_step` itself needs it, and
     Keras offers it only as `Model._maybe_symbolic_build`."""
     model._maybe_symbolic_build(data_batch=(x, y, None))
+
+
+def unlowered_cond(condition, update: Callable[[], None]) -> None:
+    """TensorFlow: run `update` only where `condition` holds, as a functional `If` op.
+
+    In a `tf.function` TensorFlow lowers a `tf.cond` to Switch/Merge ops, and the executor
+    then schedules every op of the untaken branch as a dead op on every step: Lookahead's
+    synchronisation (taken once in k updates) cost about 6 % of a small MLP's step that way.
+    Kept functional (cond_v2's private `_lower_using_switch_merge` attribute off), the `If`
+    op calls the branch's function only when it is taken. Outside a graph (eager), a plain
+    `tf.cond`.
+    """
+    import tensorflow as tf
+    from tensorflow.core.framework import attr_value_pb2
+
+    def taken():
+        update()
+        return tf.constant(0)
+
+    result = tf.cond(condition, taken, lambda: tf.constant(0))
+    if tf.executing_eagerly():
+        return
+    op = result.op
+    while op.type == "Identity":
+        op = op.inputs[0].op
+    if op.type not in ("If", "StatelessIf"):
+        raise RuntimeError(f"tf.cond made a {op.type} op, not an If op: "
+                           "blogml/keras_adapter.unlowered_cond needs updating")
+    op._set_attr("_lower_using_switch_merge", attr_value_pb2.AttrValue(b=False))

@@ -351,3 +351,16 @@ def test_theta_is_rounded_once_per_update_with_weight_decay():
     twice = (theta + delta) - (lr * wd) * theta
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable), once)
     assert np.mean(once != twice) > 0.1
+
+
+@pytest.mark.parametrize("theta, delta, expected", [
+    ([3.0, 4.0], [0.6, 0.8], 0.1 * 5.0 / 1.0),  # η‖θ‖/‖Δ‖, worked by hand
+    ([0.0, 0.0], [0.6, 0.8], 1.0),  # a fresh zero bias moves by its base step
+    ([3.0, 4.0], [0.0, 0.0], 1.0),  # a zero step stays zero
+])
+def test_the_trust_ratio_is_one_where_either_norm_is_zero(theta, delta, expected):
+    from blogml.optimizers import layer_adaptation
+
+    ratio = layer_adaptation.trust_ratio(np.array(theta, "float32"), np.array(delta, "float32"),
+                                         np.float32(0.1))
+    assert float(keras.ops.convert_to_numpy(ratio)) == pytest.approx(expected, rel=1e-6)

@@ -99,3 +99,30 @@ def test_the_symbolic_build_builds_the_compiled_metrics_under_a_strategy():
                     "compiled loss and metrics from a batch")
     assert len(model.metrics_variables) == unbuilt + 2  # mae's total and count
     assert model.optimizer.built
+
+
+def test_a_conditional_update_stays_a_functional_if_op_that_runs_only_when_taken():
+    """TensorFlow only: `tf.cond` lowered to Switch/Merge schedules the untaken branch's ops
+    as dead ops on every step; `unlowered_cond` keeps the `If` op functional."""
+    import tensorflow as tf
+
+    counter = tf.Variable(0, dtype=tf.int64)
+
+    @tf.function
+    def step(flag):
+        keras_adapter.unlowered_cond(flag, lambda: counter.assign_add(1))
+
+    for flag in (True, False, True, False, False):
+        step(tf.constant(flag))
+    assert int(counter.numpy()) == 2
+    graph = step.get_concrete_function(tf.constant(True)).graph
+    conds = [op for op in graph.get_operations() if op.type in ("If", "StatelessIf")]
+    assert len(conds) == 1, [op.type for op in graph.get_operations()]
+    try:
+        lowered = conds[0].get_attr("_lower_using_switch_merge")
+    except ValueError:
+        pytest.fail("TensorFlow's cond_v2 no longer sets `_lower_using_switch_merge`: "
+                    "check how it lowers an If op and update keras_adapter.unlowered_cond")
+    assert lowered is False
+    keras_adapter.unlowered_cond(tf.constant(True), lambda: counter.assign_add(10))  # eager
+    assert int(counter.numpy()) == 12

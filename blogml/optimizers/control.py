@@ -3,10 +3,10 @@
 Gradient accumulation updates on one micro-batch in n, Lookahead synchronises once in k
 updates: computing those updates every step and discarding them with a select costs a
 full pass over every weight and slot. `run_if` executes the update only when its condition
-holds: on TensorFlow a `tf.cond` whose branch carries the assignments; on torch (eager) a
-plain branch; on JAX, where an optimizer step is a pure function and a branch may not
-assign, the update runs in a `keras.StatelessScope` inside `lax.cond` and the branch
-returns the new values.
+holds: on TensorFlow a functional `If` op whose branch carries the assignments (kept
+functional by `keras_adapter.unlowered_cond`); on torch (eager) a plain branch; on JAX,
+where an optimizer step is a pure function and a branch may not assign, the update runs in
+a `keras.StatelessScope` inside `lax.cond` and the branch returns the new values.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 import keras
 from keras import ops
 
+from blogml import keras_adapter
+
 
 def run_if(condition, update: Callable[[], None], written: Sequence[keras.Variable],
            visible: Sequence[keras.Variable]) -> None:
@@ -23,7 +25,11 @@ def run_if(condition, update: Callable[[], None], written: Sequence[keras.Variab
 
     `visible` lists every variable the update reads or writes (JAX needs their values).
     """
-    if keras.backend.backend() != "jax":
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        keras_adapter.unlowered_cond(condition, update)
+        return
+    if backend != "jax":
         ops.cond(condition, lambda: _call(update), lambda: None)
         return
 

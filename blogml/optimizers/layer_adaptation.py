@@ -14,6 +14,7 @@ def trust_ratio(theta, delta, learning_rate):
     """
     theta_norm = ops.sqrt(ops.sum(ops.square(theta)))
     delta_norm = ops.sqrt(ops.sum(ops.square(delta)))
-    defined = ops.logical_and(theta_norm > 0, delta_norm > 0)
-    return ops.where(defined, learning_rate * theta_norm / ops.where(defined, delta_norm, 1.0),
-                     1.0)
+    # Both norms > 0 as one comparison (without XLA every scalar op of every variable is a
+    # kernel launch); where Δ is 0 the quotient is inf or nan and never selected.
+    defined = ops.minimum(theta_norm, delta_norm) > 0
+    return ops.where(defined, learning_rate * theta_norm / delta_norm, 1.0)
