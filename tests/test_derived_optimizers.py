@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from blogml.errors import ConfigError
-from blogml.optimizers import build_optimizer
+from blogml.optimizers import build_optimizer, layer_adaptation
 from tests.reference_optimizers import Reference
 
 pytestmark = [pytest.mark.backend_neutral, pytest.mark.models]
@@ -359,8 +359,6 @@ def test_theta_is_rounded_once_per_update_with_weight_decay():
     ([3.0, 4.0], [0.0, 0.0], 1.0),  # a zero step stays zero
 ])
 def test_the_trust_ratio_is_one_where_either_norm_is_zero(theta, delta, expected):
-    from blogml.optimizers import layer_adaptation
-
     ratio = layer_adaptation.trust_ratio(np.array(theta, "float32"), np.array(delta, "float32"),
                                          np.float32(0.1))
     assert float(keras.ops.convert_to_numpy(ratio)) == pytest.approx(expected, rel=1e-6)
