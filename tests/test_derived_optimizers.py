@@ -42,14 +42,20 @@ def gradients(steps: int, seed: int = 1, sparse_rows: bool = False) -> list[dict
     return out
 
 
-def run_keras(config: dict, params: dict, grads: list[dict]):
+def run_keras(config: dict, params: dict, grads: list[dict], traced: bool = False):
+    """`optimizer.apply` on each gradient, eagerly or (TensorFlow, `traced`) as the
+    `tf.function` step of a train function."""
     variables = {k: keras.Variable(v, name=k) for k, v in params.items()}
     optimizer = build_optimizer(config)
     names = list(params)
     optimizer.build([variables[k] for k in names])
+    apply = lambda gs: optimizer.apply(gs, [variables[k] for k in names])  # noqa: E731
+    if traced:
+        import tensorflow as tf
+
+        apply = tf.function(apply)
     for g in grads:
-        optimizer.apply([keras.ops.convert_to_tensor(g[k]) for k in names],
-                        [variables[k] for k in names])
+        apply([keras.ops.convert_to_tensor(g[k]) for k in names])
     state = {v.path.split("/")[-1]: keras.ops.convert_to_numpy(v) for v in optimizer.variables}
     weights = {k: keras.ops.convert_to_numpy(v) for k, v in variables.items()}
     return optimizer, weights, state
@@ -62,9 +68,10 @@ def run_reference(config: dict, params: dict, grads: list[dict]) -> Reference:
     return reference
 
 
-def assert_same(config: dict, steps: int = 7, sparse_rows: bool = False) -> tuple:
+def assert_same(config: dict, steps: int = 7, sparse_rows: bool = False,
+                traced: bool = False) -> tuple:
     params, grads = problem(), gradients(steps, sparse_rows=sparse_rows)
-    optimizer, weights, state = run_keras(config, params, grads)
+    optimizer, weights, state = run_keras(config, params, grads, traced)
     reference = run_reference(config, params, grads)
     for k in params:
         np.testing.assert_allclose(weights[k], reference.params[k], atol=ATOL, rtol=0,
@@ -359,6 +366,9 @@ def test_theta_is_rounded_once_per_update_with_weight_decay():
     ([3.0, 4.0], [0.0, 0.0], 1.0),  # a zero step stays zero
 ])
 def test_the_trust_ratio_is_one_where_either_norm_is_zero(theta, delta, expected):
-    ratio = layer_adaptation.trust_ratio(np.array(theta, "float32"), np.array(delta, "float32"),
-                                         np.float32(0.1))
+    ratio, other = layer_adaptation.trust_ratios(
+        [np.array(theta, "float32"), np.array([1.0], "float32")],
+        [np.array(delta, "float32"), np.array([0.5], "float32")],
+        [np.float32(0.1), np.float32(0.2)])
     assert float(keras.ops.convert_to_numpy(ratio)) == pytest.approx(expected, rel=1e-6)
+    assert float(keras.ops.convert_to_numpy(other)) == pytest.approx(0.2 * 1.0 / 0.5, rel=1e-6)

@@ -41,8 +41,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +56,7 @@ from blogml.optimizers import (
     clipping,
     control,
     ema,
+    kernels,
     layer_adaptation,
     lazy,
     lookahead,
@@ -309,8 +311,7 @@ class DerivedOptimizer(keras.optimizers.Optimizer):
         stepped, before = [], {}
         for k, (variable, plan) in enumerate(zip(variables, plans)):
             buffer = self._delta_buffers[indices[k]]
-            if buffer is not None:
-                buffer.assign(ops.zeros(buffer.shape, buffer.dtype))
+            if buffer is not None:  # zero: made so, and zeroed again after each use
                 stepped.append(buffer)
                 continue
             if plan.post_processed:  # a base that reads θ steps θ itself
@@ -324,6 +325,7 @@ class DerivedOptimizer(keras.optimizers.Optimizer):
 
         self._base_step(grads, stepped, learning_rate)
 
+        processed = []  # (k, θ, the base step times m, η·m) of each post-processed variable
         for k, plan in enumerate(plans):
             if not plan.post_processed:
                 continue
@@ -331,20 +333,36 @@ class DerivedOptimizer(keras.optimizers.Optimizer):
             if k in before:
                 theta, delta = before[k], variable.value - before[k]
             else:
-                theta, delta = variable.value, stepped[k].value
-            self._post_process(variable, plan, theta, delta, touched.get(k), rates)
-            for slot, old in zip(self._lazy_slots[indices[k]], old_slots.get(k, [])):
-                slot.assign(lazy.keep_untouched(slot.value, old, touched[k]))
+                theta, delta = variable.value, self._delta_buffers[indices[k]].value
+            step = delta * plan.lr_multiplier if plan.lr_multiplier != 1.0 else delta
+            processed.append((k, theta, step,
+                              rates.learning_rate(variable.dtype, plan.lr_multiplier)))
+        ratios = _trust_ratios([item for item in processed if plans[item[0]].adapt],
+                               variables, touched)
+        writes = []
+        for k, theta, step, _ in processed:
+            variable, plan = variables[k], plans[k]
+            elements = math.prod(variable.shape)
+            shrink = rates.decay(variable.dtype, plan.lr_multiplier) if plan.decay else None
+            writes.append((self._post_process(variable, theta, step, ratios.get(k), shrink,
+                                              touched.get(k),
+                                              self._delta_buffers[indices[k]]), elements))
+            writes += [(lambda slot=slot, old=old, rows=touched[k]:
+                        slot.assign(lazy.keep_untouched(slot.value, old, rows)), elements)
+                       for slot, old in zip(self._lazy_slots[indices[k]], old_slots.get(k, []))]
+        kernels.fused(writes)
         if tricks.lookahead_k:
             control.run_if(ops.equal(updates % tricks.lookahead_k, 0),
                            lambda: [lookahead.synchronise(v, s, tricks.lookahead_alpha)
                                     for v, s in zip(variables, slows)],
                            written=variables + slows, visible=[])
         if tricks.ema_momentum is not None:
-            for i, variable in zip(indices, variables):
-                average = self._average[i]
-                average.assign(ema.update(average.value, variable.value,
-                                          rates.ema_weight(variable.dtype)))
+            kernels.fused([
+                (lambda average=self._average[i], variable=variable,
+                 w=rates.ema_weight(variable.dtype):
+                 self.assign_add(average, ema.increment(average.value, variable.value, w)),
+                 math.prod(variable.shape))
+                for i, variable in zip(indices, variables)])
 
     def _base_step(self, grads: list, stepped: list, learning_rate) -> None:
         """The inner optimizer's step on `stepped` (variables or Δ buffers). In a
@@ -358,28 +376,32 @@ class DerivedOptimizer(keras.optimizers.Optimizer):
         for grad, target in zip(grads, stepped):
             inner.update_step(grad, target, learning_rate)
 
-    def _post_process(self, variable, plan: _VariablePlan, theta, delta, touched,
-                      rates: _Rates) -> None:
-        """θ ← θ + r·m·Δ − m·η·wd·θ, rows the batch did not touch kept (lazy): paramwise
-        lr m, layer adaptation r and weight decay in that order, θ rounded once."""
-        eta = rates.learning_rate(variable.dtype, plan.lr_multiplier)
-        step = delta * plan.lr_multiplier if plan.lr_multiplier != 1.0 else delta
-        if plan.adapt:
-            if touched is None:
-                step = step * layer_adaptation.trust_ratio(theta, step, eta)
-            else:  # over the touched rows only (module docstring)
-                zero = ops.zeros((), variable.dtype)
-                step = step * layer_adaptation.trust_ratio(
-                    ops.where(touched, theta, zero), ops.where(touched, step, zero), eta)
-        if plan.decay:
-            step = weight_decay.decayed(step, theta,
-                                        rates.decay(variable.dtype, plan.lr_multiplier))
-        new = theta + step
-        if touched is not None:
-            new = lazy.keep_untouched(new, theta, touched)
-        variable.assign(new)
-        if variable.constraint is not None:
-            variable.assign(variable.constraint(variable))
+    def _post_process(self, variable, theta, step, ratio, shrink, touched,
+                      buffer) -> Callable[[], None]:
+        """The write θ ← θ + r·m·Δ − s·θ (s = m·η·wd; `step` is m·Δ, `ratio` r or None,
+        `shrink` s or None), rows the batch did not touch kept (lazy): paramwise lr m, layer
+        adaptation r and weight decay in that order, θ rounded once.
+
+        Elementwise only, to run with the other variables' in one `kernels.fused` call.
+        Δ came from `buffer` (zeroed here after use) or, where that is None, from
+        θ_new − θ_old (the variable holds θ_new).
+        """
+        def write() -> None:
+            scaled = step if ratio is None else step * ratio
+            if shrink is not None:
+                scaled = weight_decay.decayed(scaled, theta, shrink)
+            if touched is not None:
+                variable.assign(lazy.keep_untouched(theta + scaled, theta, touched))
+            elif buffer is not None:  # θ is still in the variable: add in place
+                self.assign_add(variable, scaled)
+            else:
+                variable.assign(theta + scaled)
+            if variable.constraint is not None:
+                variable.assign(variable.constraint(variable))
+            if buffer is not None:
+                buffer.assign(ops.zeros(buffer.shape, buffer.dtype))
+
+        return write
 
     def _state_for(self, indices: list[int], variables: list) -> list[keras.Variable]:
         """Every variable an update may change: weights, the inner optimizer's variables,
@@ -467,6 +489,18 @@ class _Rates:
     def ema_weight(self, dtype):
         return self._once(("ema", dtype),
                           lambda: ema.weight(self.ema_momentum, self.updates, dtype))
+
+
+def _trust_ratios(adapted: list[tuple], variables: list, touched: dict) -> dict[int, Any]:
+    """The trust ratio of each `(k, θ, m·Δ, η·m)` in `adapted`, by k: one stacked
+    computation per dtype (`layer_adaptation.trust_ratios`)."""
+    ratios: dict[int, Any] = {}
+    for dtype in dict.fromkeys(variables[k].dtype for k, *_ in adapted):
+        group = [item for item in adapted if variables[item[0]].dtype == dtype]
+        keys, thetas, steps, etas = zip(*group)
+        ratios |= zip(keys, layer_adaptation.trust_ratios(
+            thetas, steps, etas, rows=[touched.get(k) for k in keys]))
+    return ratios
 
 
 def _delta_buffer(variable: keras.Variable) -> keras.Variable:

@@ -23,6 +23,7 @@ def weight(momentum: float, updates, dtype):
     return (1 - m) / (1 - ops.power(m, ops.cast(updates, dtype)))
 
 
-def update(mean, theta, w):
-    """ā + w·(θ − ā): a weight equal to its average leaves it exactly as it is."""
-    return mean + w * (theta - mean)
+def increment(mean, theta, w):
+    """w·(θ − ā), to add to ā in place: a weight equal to its average leaves it exactly as
+    it is."""
+    return w * (theta - mean)

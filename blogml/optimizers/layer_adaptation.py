@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from keras import ops
 
+from blogml.optimizers import kernels
 
-def trust_ratio(theta, delta, learning_rate):
-    """r = ‖θ‖ / ‖Δ/η‖ = η‖θ‖ / ‖Δ‖, and 1 where either norm is 0 (a fresh zero bias, a
-    zero step, a zero learning rate at the start of a warm-up).
+
+def trust_ratios(thetas: Sequence, deltas: Sequence, learning_rates: Sequence,
+                 rows: Sequence | None = None) -> list:
+    """r = ‖θ‖ / ‖Δ/η‖ = η‖θ‖ / ‖Δ‖ of each variable, and 1 where either norm is 0 (a fresh
+    zero bias, a zero step, a zero learning rate at the start of a warm-up).
 
     Δ/η is the base optimizer's step direction with the learning rate taken out, so the
     rescaled step Δ·r has norm η‖θ‖: each variable moves by the same relative amount.
+    With a row mask in `rows` (lazy updates; None for the others) both norms of that
+    variable are taken over those rows only. All variables share the same dtype.
+
+    The scalar arithmetic runs on the stacked norms, a few ops for all the variables: on
+    TensorFlow without XLA each scalar op of each variable would be a kernel launch.
     """
-    theta_norm = ops.sqrt(ops.sum(ops.square(theta)))
-    delta_norm = ops.sqrt(ops.sum(ops.square(delta)))
-    # Both norms > 0 as one comparison (without XLA every scalar op of every variable is a
-    # kernel launch); where Δ is 0 the quotient is inf or nan and never selected.
+    rows = rows if rows is not None else [None] * len(thetas)
+    theta_norm = ops.sqrt(ops.stack([kernels.sum_of_squares(theta, mask)
+                                     for theta, mask in zip(thetas, rows)]))
+    delta_norm = ops.sqrt(ops.stack([kernels.sum_of_squares(delta, mask)
+                                     for delta, mask in zip(deltas, rows)]))
+    # Both norms > 0 as one comparison; where Δ is 0 the quotient is inf or nan and never
+    # selected.
     defined = ops.minimum(theta_norm, delta_norm) > 0
-    return ops.where(defined, learning_rate * theta_norm / delta_norm, 1.0)
+    ratio = ops.where(defined, ops.stack(learning_rates) * theta_norm / delta_norm, 1.0)
+    return ops.unstack(ratio, num=len(thetas))
