@@ -11,10 +11,11 @@ and batch. Its lazy rows mask the weights' update only (optax has no way to keep
 moments of untouched rows), so it does a little less than blogml there.
 
 A step is one `train_on_batch` call (one jitted step for optax), timed after warm-up. In
-each round every variant is built afresh and the variants alternate step by step, so that
-drifts of the machine hit them alike; each ratio is the median over rounds of that round's
-ratio of median step times, with the spread (min, max) over rounds. The script runs itself
-once per backend (a process has one Keras backend) and prints one JSON line.
+each round every variant is built afresh and the variants alternate step by step, in a
+shuffled order, so that drifts of the machine hit them alike; each ratio is the median
+over rounds of that round's ratio of median step times, with the spread (min, max) over
+rounds. The script runs itself once per backend (a process has one Keras backend) and
+prints one JSON line.
 
     python benchmarks/optimizer_overhead.py [--rounds 5] [--jit-compile]
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -104,10 +106,13 @@ def _warm(step):
 
 def median_step_seconds(steps: dict[str, object], count: int) -> dict[str, float]:
     """Median time of each warm step, the variants alternating step by step: a drift of the
-    machine (seconds long on a shared VM) then hits every variant alike."""
+    machine (seconds long on a shared VM) then hits every variant alike. Their order is
+    shuffled at every step (seeded), so that none always runs right after the same other."""
     times: dict[str, list[float]] = {name: [] for name in steps}
+    order = random.Random(0)
     for _ in range(count):
-        for name, step in steps.items():
+        for name in order.sample(list(steps), len(steps)):
+            step = steps[name]
             start = time.perf_counter()
             step()
             times[name].append(time.perf_counter() - start)
