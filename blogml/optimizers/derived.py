@@ -15,7 +15,9 @@ the inner optimizer's first, then these, and checkpoints save and restore both.
 For a variable the tricks post-process, the inner optimizer steps a zeroed buffer of the
 same path instead of the variable: the buffer then holds Δ exactly, and θ is rounded once,
 when θ + Δ' is written. A base that reads θ (LAMB's trust ratio) steps θ itself and Δ is
-taken as θ_new − θ_old.
+taken as θ_new − θ_old. After the base step the reductions (trust ratios) run first, then
+the elementwise writes of all variables together through `kernels.fused`, which on
+TensorFlow compiles those over large weights into one XLA kernel.
 
 Why not Keras's own `gradient_accumulation_steps`, `use_ema` and `weight_decay`: its
 learning-rate schedule is called with the micro-batch count; its EMA steps on every
