@@ -1,6 +1,6 @@
 """What blogml relies on in Keras beyond its public API, in one place.
 
-`slots_by_variable` and `building_inside_a_trace` depend on behaviours Keras documents but
+`slots_by_variable` and `tracing_a_tensorflow_step` depend on behaviours Keras documents but
 does not offer as a call; `symbolic_build` is the one private Keras method blogml calls;
 `unlowered_cond` sets one private TensorFlow attribute.
 `tests/test_keras_adapter.py` checks each on the installed Keras and says which one broke,
@@ -35,9 +35,10 @@ def slots_by_variable(optimizer: keras.optimizers.Optimizer,
     return slots
 
 
-def building_inside_a_trace() -> bool:
-    """True while TensorFlow traces a step (model.fit may build the optimizer there): a
-    value read from a weight then is a symbolic tensor, not θ₀, so it cannot seed a slot."""
+def tracing_a_tensorflow_step() -> bool:
+    """True while TensorFlow traces a step. model.fit may build the optimizer there: a
+    value read from a weight then is a symbolic tensor, not θ₀, so it cannot seed a slot.
+    (And ops made then run as one graph, which `optimizers.kernels` can compile.)"""
     if keras.backend.backend() != "tensorflow":
         return False  # JAX and torch build optimizers eagerly, before any step is traced
     import tensorflow as tf

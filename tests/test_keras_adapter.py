@@ -75,11 +75,11 @@ def test_slots_are_found_by_the_path_keras_names_them_after():
 @pytest.mark.backend_neutral  # CI runs these under JAX and torch too
 @pytest.mark.models
 def test_an_eager_build_is_not_inside_a_trace():
-    assert keras_adapter.building_inside_a_trace() is False
+    assert keras_adapter.tracing_a_tensorflow_step() is False
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
-        assert tf.function(lambda: tf.constant(keras_adapter.building_inside_a_trace()))()
+        assert tf.function(lambda: tf.constant(keras_adapter.tracing_a_tensorflow_step()))()
 
 
 def test_the_symbolic_build_builds_the_compiled_metrics_under_a_strategy():

@@ -219,7 +219,7 @@ class DerivedOptimizer(keras.optimizers.Optimizer):
         self._slow_from_first_update = False
         if tricks.lookahead_k:
             self._slow = [self.add_variable_from_reference(v, "slow") for v in var_list]
-            if keras_adapter.building_inside_a_trace():
+            if keras_adapter.tracing_a_tensorflow_step():
                 self._slow_from_first_update = True
             else:
                 for slow, variable in zip(self._slow, var_list):

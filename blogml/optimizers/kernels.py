@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 import keras
 from keras import ops
 
+from blogml import keras_adapter
+
 # Below this many elements a weight's writes stay TensorFlow kernels: XLA:CPU runs a small
 # loop on one thread (about 3 ns an element at 65k elements against TensorFlow's 0.5 ns),
 # and parallelises only larger ones (at 262k elements it is already 13 % faster).
@@ -32,20 +34,20 @@ def fused(writes: Sequence[tuple[Callable[[], object], int]]) -> None:
     cluster; eagerly (nothing to fuse a call at a time), on the other backends and for small
     weights each is called as it is.
     """
-    large = [write for write, elements in writes if elements >= FUSE_FROM_ELEMENTS]
-    if large and keras.backend.backend() == "tensorflow":
+    tracing = keras_adapter.tracing_a_tensorflow_step()
+    in_cluster = [tracing and elements >= FUSE_FROM_ELEMENTS for _, elements in writes]
+    large = [write for (write, _), clustered in zip(writes, in_cluster) if clustered]
+    if large:
         import tensorflow as tf
 
-        if not tf.executing_eagerly():
-            def compiled() -> None:
-                for write in large:
-                    write()
+        def cluster() -> None:
+            for write in large:
+                write()
 
-            tf.function(compiled, jit_compile=True, autograph=False)()
-            writes = [(write, elements) for write, elements in writes
-                      if elements < FUSE_FROM_ELEMENTS]
-    for write, _ in writes:
-        write()
+        tf.function(cluster, jit_compile=True, autograph=False)()
+    for (write, _), clustered in zip(writes, in_cluster):
+        if not clustered:
+            write()
 
 
 def sum_of_squares(x, rows=None):
