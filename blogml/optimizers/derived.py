@@ -335,7 +335,8 @@ class DerivedOptimizer(keras.optimizers.Optimizer):
             if k in before:
                 theta, delta = before[k], variable.value - before[k]
             else:
-                theta, delta = variable.value, self._delta_buffers[indices[k]].value
+                theta = kernels.read(variable)
+                delta = kernels.read(self._delta_buffers[indices[k]])
             step = delta * plan.lr_multiplier if plan.lr_multiplier != 1.0 else delta
             processed.append((k, theta, step,
                               rates.learning_rate(variable.dtype, plan.lr_multiplier)))

@@ -50,16 +50,33 @@ def fused(writes: Sequence[tuple[Callable[[], object], int]]) -> None:
             write()
 
 
-def sum_of_squares(x, rows=None):
-    """Σ x², over the rows where `rows` holds if a row mask is given (as `lazy.touched_rows`
-    makes: shape (n, 1, ...), or x's own shape for a vector)."""
-    if rows is not None:
-        if len(x.shape) < 2:
-            return ops.sum(ops.where(rows, ops.square(x), ops.zeros((), x.dtype)))
-        per_row = ops.sum(ops.square(x), axis=tuple(range(1, len(x.shape))))
-        return ops.sum(ops.where(ops.reshape(rows, (-1,)), per_row, ops.zeros((), x.dtype)))
+def read(variable):
+    """The variable's value as a tensor, read once: on TensorFlow each use of a variable
+    in a graph is a read op of its own (a kernel launch for a small weight)."""
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
-        return 2 * tf.nn.l2_loss(x)  # l2_loss halves Σ x²: doubling is exact
-    return ops.sum(ops.square(x))
+        return tf.convert_to_tensor(variable.value)
+    return variable.value
+
+
+def half_sum_of_squares(x, rows=None):
+    """½ Σ x², over the rows where `rows` holds if a row mask is given (as `lazy.touched_rows`
+    makes: shape (n, 1, ...), or x's own shape for a vector).
+
+    Half, because that is what TensorFlow's one-pass `L2Loss` kernel computes; the trust
+    ratio takes a quotient of two of these, where halving (exact in binary) cancels.
+    """
+    if rows is not None:
+        if len(x.shape) < 2:
+            total = ops.sum(ops.where(rows, ops.square(x), ops.zeros((), x.dtype)))
+        else:
+            per_row = ops.sum(ops.square(x), axis=tuple(range(1, len(x.shape))))
+            total = ops.sum(ops.where(ops.reshape(rows, (-1,)), per_row,
+                                      ops.zeros((), x.dtype)))
+        return total * 0.5
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.nn.l2_loss(x)
+    return ops.sum(ops.square(x)) * 0.5

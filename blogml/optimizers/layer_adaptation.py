@@ -23,12 +23,13 @@ def trust_ratios(thetas: Sequence, deltas: Sequence, learning_rates: Sequence,
     TensorFlow without XLA each scalar op of each variable would be a kernel launch.
     """
     rows = rows if rows is not None else [None] * len(thetas)
-    theta_norm = ops.sqrt(ops.stack([kernels.sum_of_squares(theta, mask)
-                                     for theta, mask in zip(thetas, rows)]))
-    delta_norm = ops.sqrt(ops.stack([kernels.sum_of_squares(delta, mask)
-                                     for delta, mask in zip(deltas, rows)]))
-    # Both norms > 0 as one comparison; where Δ is 0 the quotient is inf or nan and never
-    # selected.
-    defined = ops.minimum(theta_norm, delta_norm) > 0
-    ratio = ops.where(defined, ops.stack(learning_rates) * theta_norm / delta_norm, 1.0)
+    theta_sums = ops.stack([kernels.half_sum_of_squares(theta, mask)
+                            for theta, mask in zip(thetas, rows)])
+    delta_sums = ops.stack([kernels.half_sum_of_squares(delta, mask)
+                            for delta, mask in zip(deltas, rows)])
+    # ‖θ‖/‖Δ‖ as √(½Σθ² / ½ΣΔ²): one square root, and the halves cancel exactly. Both
+    # sums > 0 as one comparison; where Δ is 0 the quotient is inf or nan and never selected.
+    defined = ops.minimum(theta_sums, delta_sums) > 0
+    ratio = ops.where(defined, ops.stack(learning_rates) * ops.sqrt(theta_sums / delta_sums),
+                      1.0)
     return ops.unstack(ratio, num=len(thetas))
