@@ -14,6 +14,9 @@ And a floor: the same tricks written by hand as one jitted JAX program (Adam's p
 the tricks' in one XLA computation, nothing but the arithmetic), ÷ optax's Adam. A ratio
 depends on its denominator: Keras's `train_on_batch` costs more than a bare jitted step, so
 the added milliseconds (`added_ms`: tricks step − base step, per harness) are printed too.
+Keras's jitted step donates its state (XLA writes the new weights and slots into the old
+buffers), which on a CPU makes even plain Adam's step slower; `hand_fused_donated` is the
+floor under that condition, ÷ optax's Adam donated likewise (`optax_base_donated_step_ms`).
 
 A step is one `train_on_batch` call (one jitted step for optax), timed after warm-up. In
 each round every variant is built afresh and the variants alternate step by step, in a
@@ -138,8 +141,17 @@ def keras_step(build, config: dict):
     return _warm(lambda: model.train_on_batch(x, y))
 
 
-def optax_step(build, tricks: bool):
-    """One jitted step of the model's loss and gradient and optax's update."""
+def _own_buffers(tree):
+    """Copies of every array in `tree`: a donated argument must not share a buffer."""
+    import jax
+    import jax.numpy as jnp
+
+    return jax.tree.map(lambda a: jnp.array(a, copy=True), tree)
+
+
+def optax_step(build, tricks: bool, donate: bool = False):
+    """One jitted step of the model's loss and gradient and optax's update; with `donate`
+    (plain Adam only) its weights and moments are donated, as in Keras's step."""
     import jax
     import jax.numpy as jnp
     import optax
@@ -159,12 +171,12 @@ def optax_step(build, tricks: bool):
         tx = optax.adam(BASE["learning_rate"], eps=1e-7)
         state = tx.init(params)
 
-        @jax.jit
         def plain(values, opt_state, batch_x, batch_y):
             updates, opt_state = tx.update(gradient(values, batch_x, batch_y), opt_state, values)
             return optax.apply_updates(values, updates), opt_state
 
-        carry = [params, state]
+        plain = jax.jit(plain, donate_argnums=(0, 1) if donate else ())
+        carry = _own_buffers([params, state]) if donate else [params, state]
 
         def step():
             carry[:] = plain(*carry, x, y)
@@ -217,10 +229,11 @@ def optax_step(build, tricks: bool):
     return _warm(step)
 
 
-def hand_fused_step(build):
+def hand_fused_step(build, donate: bool = False):
     """The tricks of ALL_BUT_ACCUMULATION (with blogml's semantics: lazy rows keep their
     moments, and their trust ratio is taken over the touched rows) written out as one
-    jitted JAX function: the least a step of them costs when XLA sees it whole."""
+    jitted JAX function: the least a step of them costs when XLA sees it whole. With
+    `donate`, the state (weights, moments, slow weights, averages) is donated."""
     import jax
     import jax.numpy as jnp
 
@@ -249,7 +262,6 @@ def hand_fused_step(build):
 
     gradient = jax.grad(loss)
 
-    @jax.jit
     def step(theta, m, v, slow, average, count, batch_x, batch_y):
         grads = gradient(theta, batch_x, batch_y)
         t = count + 1
@@ -280,8 +292,11 @@ def hand_fused_step(build):
         average = [a + w * (p - a) for a, p in zip(average, theta)]
         return theta, m, v, slow, average, t
 
+    step = jax.jit(step, donate_argnums=(0, 1, 2, 3, 4) if donate else ())
     zeros = [jnp.zeros_like(p) for p in params]
     carry = [params, zeros, list(zeros), list(params), list(zeros), jnp.float32(0)]
+    if donate:
+        carry = _own_buffers(carry)
 
     def run():
         carry[:] = step(*carry, x, y)
@@ -305,13 +320,16 @@ def measure_backend(rounds: int) -> dict:
     for name, build in MODELS.items():
         times: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
         if optax_too:
-            times |= {"optax_base": [], "optax_tricks": [], "hand_fused": []}
+            times |= {name: [] for name in ("optax_base", "optax_tricks", "hand_fused",
+                                            "optax_base_donated", "hand_fused_donated")}
         for _ in range(rounds):  # fresh models each round
             steps = {variant: keras_step(build, config) for variant, config in VARIANTS.items()}
             if optax_too:
                 steps |= {"optax_base": optax_step(build, False),
                           "optax_tricks": optax_step(build, True),
-                          "hand_fused": hand_fused_step(build)}
+                          "hand_fused": hand_fused_step(build),
+                          "optax_base_donated": optax_step(build, False, donate=True),
+                          "hand_fused_donated": hand_fused_step(build, donate=True)}
             for variant, seconds in median_step_seconds(steps, STEPS[name]).items():
                 times[variant].append(seconds)
 
@@ -333,6 +351,12 @@ def measure_backend(rounds: int) -> dict:
             entry["optax_chain"]["added_ms"] = added_ms("optax_tricks", "optax_base")
             entry["hand_fused"] = _spread(ratios("hand_fused", "optax_base"))
             entry["hand_fused"]["added_ms"] = added_ms("hand_fused", "optax_base")
+            entry["optax_base_donated_step_ms"] = round(
+                statistics.median(times["optax_base_donated"]) * 1e3, 3)
+            entry["hand_fused_donated"] = _spread(ratios("hand_fused_donated",
+                                                         "optax_base_donated"))
+            entry["hand_fused_donated"]["added_ms"] = added_ms("hand_fused_donated",
+                                                               "optax_base_donated")
         results[name] = entry
     return results
 
