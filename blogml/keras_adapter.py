@@ -1,8 +1,8 @@
 """What blogml relies on in Keras beyond its public API, in one place.
 
-`slots_by_variable` and `tracing_a_tensorflow_step` depend on behaviours Keras documents but
-does not offer as a call; `symbolic_build` is the one private Keras method blogml calls;
-`unlowered_cond` sets one private TensorFlow attribute.
+`slots_by_variable`, `tracing_a_tensorflow_step` and `outside_the_traced_step` depend on
+behaviours Keras documents but does not offer as a call; `symbolic_build` is the one
+private Keras method blogml calls; `unlowered_cond` sets one private TensorFlow attribute.
 `tests/test_keras_adapter.py` checks each on the installed Keras and says which one broke,
 so an upgrade fails there with a clear message instead of as a wrong update elsewhere (and
 checks that no other module uses a private Keras name).
@@ -10,7 +10,8 @@ checks that no other module uses a private Keras name).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import keras
@@ -36,14 +37,32 @@ def slots_by_variable(optimizer: keras.optimizers.Optimizer,
 
 
 def tracing_a_tensorflow_step() -> bool:
-    """True while TensorFlow traces a step. model.fit may build the optimizer there: a
-    value read from a weight then is a symbolic tensor, not θ₀, so it cannot seed a slot.
-    (And ops made then run as one graph, which `optimizers.kernels` can compile.)"""
+    """True while TensorFlow traces a step: ops made then run as one graph, which
+    `optimizers.kernels` can compile."""
     if keras.backend.backend() != "tensorflow":
         return False  # JAX and torch build optimizers eagerly, before any step is traced
     import tensorflow as tf
 
     return not tf.executing_eagerly()
+
+
+@contextlib.contextmanager
+def outside_the_traced_step() -> Iterator[None]:
+    """Reads and assignments made within run now, once, even where an optimizer is built.
+
+    Without a distribution strategy Keras's TensorFlow trainer builds the optimizer inside
+    the trace of the first train step: a read of a weight there would be a symbolic tensor
+    of the step, and an assignment an op of every step. In `tf.init_scope`, where Keras
+    itself creates the variables, a read is the weight's value now (θ₀) and an assignment
+    runs at once. On the other backends the optimizer is built eagerly anyway.
+    """
+    if not tracing_a_tensorflow_step():
+        yield
+        return
+    import tensorflow as tf
+
+    with tf.init_scope():
+        yield
 
 
 def symbolic_build(model: keras.Model, x: Any, y: Any) -> None:

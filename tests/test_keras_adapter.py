@@ -126,3 +126,31 @@ def test_a_conditional_update_stays_a_functional_if_op_that_runs_only_when_taken
     assert lowered is False
     keras_adapter.unlowered_cond(tf.constant(True), lambda: counter.assign_add(10))  # eager
     assert int(counter.numpy()) == 12
+
+
+def test_an_optimizer_built_inside_the_first_traced_step_seeds_its_slow_weights_with_theta0():
+    """TensorFlow only: without a strategy Keras's trainer builds the optimizer inside the
+    trace of the first train step. `outside_the_traced_step` still copies θ₀ into
+    Lookahead's slow weights, once: the result is the formula's, and the traced step holds
+    one conditional (the synchronisation every k updates), not a first-update check."""
+    import tensorflow as tf
+
+    from blogml.optimizers import build_optimizer
+    from tests.test_derived_optimizers import gradients, problem, run_reference
+
+    config = {"name": "sgd", "learning_rate": 0.1, "lookahead": {"k": 3, "alpha": 0.5}}
+    params, grads = problem(), gradients(7)
+    variables = [keras.Variable(value, name=key) for key, value in params.items()]
+    optimizer = build_optimizer(config)
+    step = tf.function(lambda gs: optimizer.apply(gs, variables))
+    for g in grads:
+        step([tf.constant(g[key]) for key in params])
+    reference = run_reference(config, params, grads)
+    slows = {v.path.split("/")[-1]: v for v in optimizer.variables}
+    for key, variable in zip(params, variables):
+        np.testing.assert_allclose(variable.numpy(), reference.params[key], atol=1e-6,
+                                   err_msg=key)
+        np.testing.assert_allclose(slows[f"{key}_slow"].numpy(), reference.slow[key],
+                                   atol=1e-6, err_msg=f"{key} slow weights")
+    graph = step.get_concrete_function([tf.constant(grads[0][key]) for key in params]).graph
+    assert [op.type for op in graph.get_operations() if "If" in op.type] == ["If"]

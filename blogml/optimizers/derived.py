@@ -214,14 +214,11 @@ class DerivedOptimizer(keras.optimizers.Optimizer):
                                   for v in var_list]
             owned += [self._micro_step, *self._accumulators]
         # φ starts at θ₀, the weights as the optimizer is built (build it after loading
-        # pretrained weights: model.fit and blogml's runners do). Built while TensorFlow
-        # traces a step, θ₀ is not readable yet: the first update copies it then.
-        self._slow_from_first_update = False
+        # pretrained weights: model.fit and blogml's runners do), also where the build is
+        # inside the trace of the first step: then no update has to check for the first.
         if tricks.lookahead_k:
             self._slow = [self.add_variable_from_reference(v, "slow") for v in var_list]
-            if keras_adapter.tracing_a_tensorflow_step():
-                self._slow_from_first_update = True
-            else:
+            with keras_adapter.outside_the_traced_step():
                 for slow, variable in zip(self._slow, var_list):
                     slow.assign(ops.copy(variable.value))  # not a shared buffer (JAX)
             owned += self._slow
@@ -319,12 +316,6 @@ class DerivedOptimizer(keras.optimizers.Optimizer):
             if plan.post_processed:  # a base that reads θ steps θ itself
                 before[k] = ops.copy(variable.value)
             stepped.append(variable)
-        slows = [self._slow[i] for i in indices] if tricks.lookahead_k else []
-        if self._slow_from_first_update:
-            control.run_if(ops.equal(self.iterations, 0),
-                           lambda: [s.assign(v.value) for s, v in zip(slows, variables)],
-                           written=slows, visible=variables)
-
         self._base_step(grads, stepped, learning_rate)
 
         processed = []  # (k, θ, the base step times m, η·m) of each post-processed variable
@@ -355,6 +346,7 @@ class DerivedOptimizer(keras.optimizers.Optimizer):
                        for slot, old in zip(self._lazy_slots[indices[k]], old_slots.get(k, []))]
         kernels.fused(writes)
         if tricks.lookahead_k:
+            slows = [self._slow[i] for i in indices]
             control.run_if(ops.equal(updates % tricks.lookahead_k, 0),
                            lambda: [lookahead.synchronise(v, s, tricks.lookahead_alpha)
                                     for v, s in zip(variables, slows)],
