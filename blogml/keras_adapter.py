@@ -99,3 +99,78 @@ def unlowered_cond(condition, update: Callable[[], None]) -> None:
         raise RuntimeError(f"tf.cond made a {op.type} op, not an If op: "
                            "blogml/keras_adapter.unlowered_cond needs updating")
     op._set_attr("_lower_using_switch_merge", attr_value_pb2.AttrValue(b=False))
+
+
+
+def writes_through_assign_methods(optimizer: keras.optimizers.Optimizer) -> bool:
+    """Whether `optimizer` writes the weights through its public `assign`, `assign_add` and
+    `assign_sub`, as Keras's base optimizer asks of every optimizer, so that
+    `captured_writes` sees its steps. Keras's torch optimizers (Adam, SGD, ... on torch)
+    write them with torch's foreach kernels in one parallel update instead."""
+    if keras.backend.backend() != "torch":
+        return True
+    from keras.src.backend.torch.optimizers.torch_parallel_optimizer import (
+        TorchParallelOptimizer,
+    )
+
+    return not isinstance(optimizer, TorchParallelOptimizer)
+
+
+@contextlib.contextmanager
+def captured_writes(optimizer: keras.optimizers.Optimizer,
+                    variables: Sequence[keras.Variable]) -> Iterator[list]:
+    """Within: `optimizer`'s writes to `variables` are recorded instead of made.
+
+    Yields a list that holds, on exit, the increment each variable's writes add up to: its
+    step Δ, exactly as the optimizer computed it, with the variable still at θ (a step
+    that reads θ reads it). Keras's optimizers write the weights through their public
+    `assign`, `assign_add` and `assign_sub` (on TensorFlow given the `tf.Variable` inside
+    the Keras variable); for the time of the call they are the instance's own recorders.
+    A variable the optimizer did not write that way is an error, named on exit.
+    """
+    targets = list(variables)
+    # The objects are held here, so that no id is reused by another object meanwhile.
+    handles = [(k, handle) for k, variable in enumerate(targets)
+               for handle in (variable, _backend_variable(variable))]
+    position = {id(handle): k for k, handle in handles}
+    increments: list = [None] * len(targets)
+
+    def recorder(method: str):
+        write = getattr(optimizer, method)
+
+        def record(variable, value):
+            k = position.get(id(variable))
+            if k is None:
+                return write(variable, value)
+            value = keras.ops.convert_to_tensor(value, targets[k].dtype)
+            if method == "assign":
+                increments[k] = value - targets[k].value
+            else:
+                step = -value if method == "assign_sub" else value
+                increments[k] = step if increments[k] is None else increments[k] + step
+            return None
+
+        return record
+
+    methods = ("assign", "assign_add", "assign_sub")
+    for method in methods:
+        setattr(optimizer, method, recorder(method))
+    try:
+        yield increments
+    finally:
+        for method in methods:
+            delattr(optimizer, method)
+    missed = [targets[k].path for k, increment in enumerate(increments) if increment is None]
+    if missed:
+        raise RuntimeError(
+            f"{type(optimizer).__name__} did not write {', '.join(missed)} through its "
+            "assign/assign_add/assign_sub methods, so its step cannot be captured: "
+            "see blogml/keras_adapter.py (writes_through_assign_methods)")
+
+
+def _backend_variable(variable: keras.Variable):
+    """What a TensorFlow optimizer's step is handed for `variable` (its `tf.Variable`);
+    the Keras variable itself elsewhere."""
+    if keras.backend.backend() == "tensorflow":
+        return variable.value
+    return variable

@@ -360,6 +360,23 @@ def test_theta_is_rounded_once_per_update_with_weight_decay():
     assert np.mean(once != twice) > 0.1
 
 
+def test_a_base_step_that_reads_theta_reads_theta():
+    """LAMB's step reads θ (its trust ratio ‖θ‖/‖u‖). Its writes are captured with θ still
+    in the weight, so a paramwise multiplier of 0.5 halves the step Keras's LAMB makes
+    itself (a step taken on a zeroed copy of the weight would have a trust ratio of 1)."""
+    rng = np.random.default_rng(4)
+    theta = rng.normal(size=(6, 5)).astype("float32")
+    grad = keras.ops.convert_to_tensor(rng.normal(size=(6, 5)).astype("float32"))
+    own = keras.Variable(theta, name="kernel")
+    keras.optimizers.Lamb(learning_rate=0.01).apply([grad], [own])
+    variable = keras.Variable(theta, name="kernel")
+    build_optimizer({"name": "lamb", "learning_rate": 0.01,
+                     "paramwise_lr": {"kernel": 0.5}}).apply([grad], [variable])
+    lamb_step = keras.ops.convert_to_numpy(own) - theta
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(variable) - theta, 0.5 * lamb_step,
+                               rtol=1e-4, atol=1e-8)
+
+
 @pytest.mark.parametrize("theta, delta, expected", [
     ([3.0, 4.0], [0.6, 0.8], 0.1 * 5.0 / 1.0),  # η‖θ‖/‖Δ‖, worked by hand
     ([0.0, 0.0], [0.6, 0.8], 1.0),  # a fresh zero bias moves by its base step

@@ -12,12 +12,15 @@ summed), so its own `iterations`, schedule and bias correction count updates. Th
 owns the accumulators, slow weights and averages as its own variables; `variables` lists
 the inner optimizer's first, then these, and checkpoints save and restore both.
 
-For a variable the tricks post-process, the inner optimizer steps a zeroed buffer of the
-same path instead of the variable: the buffer then holds Δ exactly, and θ is rounded once,
-when θ + Δ' is written. A base that reads θ (LAMB's trust ratio) steps θ itself and Δ is
-taken as θ_new − θ_old. After the base step the reductions (trust ratios) run first, then
-the elementwise writes of all variables together through `kernels.fused`, which on
-TensorFlow compiles those over large weights into one XLA kernel.
+For a variable the tricks post-process, the inner optimizer's writes to it are captured
+instead of made (`keras_adapter.captured_writes`): they are Δ, exactly as the base step
+computed it, the variable still holds θ (which the base may read, as LAMB's trust ratio
+does), and θ is rounded once, when θ + Δ' is written. Keras's torch optimizers write the
+weights with torch's foreach kernels, past the methods a capture sees: there the inner
+optimizer steps a zeroed buffer of the same path instead, which then holds Δ. After the
+base step the reductions (trust ratios) run first, then the elementwise writes of all
+variables together through `kernels.fused`, which on TensorFlow compiles those over large
+weights into one XLA kernel.
 
 Why not Keras's own `gradient_accumulation_steps`, `use_ema` and `weight_decay`: its
 learning-rate schedule is called with the micro-batch count; its EMA steps on every
@@ -137,10 +140,6 @@ def _matches(patterns: Sequence[str], name: str) -> bool:
     return any(re.search(pattern, name) for pattern in patterns)
 
 
-# Base optimizers whose step reads θ: they must step the variable itself.
-_BASES_READING_THETA = (keras.optimizers.Lamb,)
-
-
 @keras.saving.register_keras_serializable(package="blogml")
 class DerivedOptimizer(keras.optimizers.Optimizer):
     """`inner_optimizer` with the derived tricks around its step (module docstring).
@@ -194,9 +193,9 @@ class DerivedOptimizer(keras.optimizers.Optimizer):
         self._position = {id(v): i for i, v in enumerate(var_list)}
         self._plans = [self._plan(v) for v in var_list]
         self._warn_unmatched(var_list)
-        steps_theta = isinstance(self.inner_optimizer, _BASES_READING_THETA)
-        self._delta_buffers = [_delta_buffer(v) if plan.post_processed and not steps_theta
-                               else None for v, plan in zip(var_list, self._plans)]
+        buffered = not keras_adapter.writes_through_assign_methods(self.inner_optimizer)
+        self._delta_buffers = [_delta_buffer(v) if plan.post_processed and buffered else None
+                               for v, plan in zip(var_list, self._plans)]
         stepped = [buffer if buffer is not None else v
                    for buffer, v in zip(self._delta_buffers, var_list)]
         self.inner_optimizer.build(stepped)
@@ -307,27 +306,22 @@ class DerivedOptimizer(keras.optimizers.Optimizer):
         touched = {k: lazy.touched_rows(grads[k]) for k, plan in enumerate(plans) if plan.lazy}
         old_slots = {k: [ops.copy(s.value) for s in self._lazy_slots[indices[k]]]
                      for k in touched}
-        stepped, before = [], {}
-        for k, (variable, plan) in enumerate(zip(variables, plans)):
-            buffer = self._delta_buffers[indices[k]]
-            if buffer is not None:  # zero: made so, and zeroed again after each use
-                stepped.append(buffer)
-                continue
-            if plan.post_processed:  # a base that reads θ steps θ itself
-                before[k] = ops.copy(variable.value)
-            stepped.append(variable)
-        self._base_step(grads, stepped, learning_rate)
+        buffers = [self._delta_buffers[i] for i in indices]  # zero: made so, and after use
+        stepped = [v if buffer is None else buffer for v, buffer in zip(variables, buffers)]
+        captured = [k for k, plan in enumerate(plans)
+                    if plan.post_processed and buffers[k] is None]
+        with keras_adapter.captured_writes(self.inner_optimizer,
+                                           [variables[k] for k in captured]) as increments:
+            self._base_step(grads, stepped, learning_rate)
+        deltas = dict(zip(captured, increments))
 
         processed = []  # (k, θ, the base step times m, η·m) of each post-processed variable
         for k, plan in enumerate(plans):
             if not plan.post_processed:
                 continue
             variable = variables[k]
-            if k in before:
-                theta, delta = before[k], variable.value - before[k]
-            else:
-                theta = kernels.read(variable)
-                delta = kernels.read(self._delta_buffers[indices[k]])
+            theta = kernels.read(variable)
+            delta = deltas[k] if k in deltas else kernels.read(buffers[k])
             step = delta * plan.lr_multiplier if plan.lr_multiplier != 1.0 else delta
             processed.append((k, theta, step,
                               rates.learning_rate(variable.dtype, plan.lr_multiplier)))
@@ -339,8 +333,7 @@ class DerivedOptimizer(keras.optimizers.Optimizer):
             elements = math.prod(variable.shape)
             shrink = rates.decay(variable.dtype, plan.lr_multiplier) if plan.decay else None
             writes.append((self._post_process(variable, theta, step, ratios.get(k), shrink,
-                                              touched.get(k),
-                                              self._delta_buffers[indices[k]]), elements))
+                                              touched.get(k), buffers[k]), elements))
             writes += [(lambda slot=slot, old=old, rows=touched[k]:
                         slot.assign(lazy.keep_untouched(slot.value, old, rows)), elements)
                        for slot, old in zip(self._lazy_slots[indices[k]], old_slots.get(k, []))]
@@ -378,8 +371,8 @@ class DerivedOptimizer(keras.optimizers.Optimizer):
         adaptation r and weight decay in that order, θ rounded once.
 
         Elementwise only, to run with the other variables' in one `kernels.fused` call.
-        Δ came from `buffer` (zeroed here after use) or, where that is None, from
-        θ_new − θ_old (the variable holds θ_new).
+        The variable still holds θ; Δ came from the inner optimizer's captured writes or,
+        where Keras's torch optimizers write past them, from `buffer` (zeroed here after use).
         """
         def write() -> None:
             scaled = step if ratio is None else step * ratio
@@ -387,10 +380,8 @@ class DerivedOptimizer(keras.optimizers.Optimizer):
                 scaled = weight_decay.decayed(scaled, theta, shrink)
             if touched is not None:
                 variable.assign(lazy.keep_untouched(theta + scaled, theta, touched))
-            elif buffer is not None:  # θ is still in the variable: add in place
-                self.assign_add(variable, scaled)
             else:
-                variable.assign(theta + scaled)
+                self.assign_add(variable, scaled)
             if variable.constraint is not None:
                 variable.assign(variable.constraint(variable))
             if buffer is not None:
