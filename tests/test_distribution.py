@@ -314,6 +314,25 @@ def test_strategy_needs_its_backend(backend, strategy, message):
     assert [(i.path, message in i.message) for i in issues] == [("distribution.strategy", True)]
 
 
+@pytest.mark.parametrize("strategy, optimizer, refused", [
+    ("mirrored", {"name": "nadam", "ema": {"momentum": 0.9}}, True),
+    ("multi_worker", {"name": "nadam", "gradient_accumulation_steps": 2}, True),
+    ("mirrored", {"name": "nadam"}, False),  # no tricks: Keras's own Nadam, Keras's own step
+    ("mirrored", {"name": "adam", "ema": {"momentum": 0.9}}, False),
+    ("none", {"name": "nadam", "ema": {"momentum": 0.9}}, False),
+])
+def test_nadam_with_tricks_is_refused_under_a_tf_distribute_strategy(strategy, optimizer,
+                                                                     refused):
+    """A replica step applies the base's update rule per variable; Keras's Nadam advances
+    its momentum schedule outside it, so that run's loss would be nan by step 2."""
+    config = {**_optbench("tensorflow", strategy), "optimizer": optimizer}
+    _, issues = check_config(config, "x.yaml")
+    expected = [("optimizer.name", "nadam with derived tricks does not go with "
+                                   f"distribution.strategy: {strategy}")] if refused else []
+    assert [(i.path, i.message[:len(m)]) for i, (_, m) in zip(issues, expected)] == expected
+    assert len(issues) == len(expected), [i.message for i in issues]
+
+
 def test_a_worker_whose_study_cannot_start_leaves_no_scratch_dir(in_tmp, monkeypatch):
     from blogml.config.loader import LoadedConfig, dump_config
     from blogml.errors import RunDirError

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from blogml.config.optimizer import Tricks
 from blogml.config.schema import Int, Issues, Section, Str, join
 
 STRATEGY_BACKEND = {"mirrored": "tensorflow", "multi_worker": "tensorflow",
@@ -44,6 +45,17 @@ def check_distribution(config: dict[str, Any], path: str, issues: Issues) -> Non
         issues.add(join(path, "train.jit_compile"),
                    f"true does not go with distribution.strategy: {strategy} (Keras runs "
                    "tf.distribute steps without XLA); set it to auto or false")
+    optimizer = config.get("optimizer")
+    if (needed == "tensorflow" and optimizer is not None and optimizer["name"] == "nadam"
+            and Tricks.from_section(optimizer).any):
+        # A replica step applies the base's update rule to each variable (its gradients are
+        # already summed); Keras's Nadam advances its momentum-decay product once per step
+        # outside that rule, so the product would stay at 1 (the loss is nan by step 2).
+        issues.add(join(path, "optimizer.name"),
+                   f"nadam with derived tricks does not go with distribution.strategy: "
+                   f"{strategy} (Keras's Nadam advances its momentum schedule outside the "
+                   "per-variable update a tf.distribute replica step applies); use name: adam, "
+                   "drop the tricks, or set strategy: none")
     if section["devices"] is not None and strategy not in ("mirrored", "data_parallel"):
         issues.add(join(path, "distribution.devices"),
                    "is for strategy mirrored or data_parallel (multi_worker uses every local "

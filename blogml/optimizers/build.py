@@ -7,10 +7,10 @@ from typing import Any
 
 import keras
 
-from blogml.config.optimizer import BASE_OPTIMIZERS, CLIP_KEYS, OPTIMIZER
+from blogml.config.optimizer import BASE_OPTIMIZERS, CLIP_KEYS, OPTIMIZER, Tricks
 from blogml.config.schema import Issues
 from blogml.errors import ConfigError, ConfigIssue
-from blogml.optimizers.derived import DerivedOptimizer, Tricks
+from blogml.optimizers.derived import DerivedOptimizer
 from blogml.optimizers.schedules import PiecewiseLinear
 
 # Keys of the section that are blogml's tricks, not arguments of the Keras class.

@@ -44,7 +44,6 @@ Two combinations are decided here, not by the posts:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import math
 import re
@@ -56,6 +55,7 @@ import keras
 from keras import ops
 
 from blogml import keras_adapter, replicas
+from blogml.config.optimizer import Tricks
 from blogml.optimizers import (
     accumulation,
     clipping,
@@ -69,57 +69,6 @@ from blogml.optimizers import (
 )
 
 log = logging.getLogger("blogml")
-
-
-@dataclass(frozen=True)
-class Tricks:
-    """Which tricks are on, from a resolved `optimizer:` section."""
-
-    weight_decay: float = 0.0
-    exclude_from_weight_decay: tuple[str, ...] = ()
-    layer_adaptation: bool = False
-    exclude_from_layer_adaptation: tuple[str, ...] = ()
-    accumulation_steps: int = 1
-    lookahead_k: int = 0
-    lookahead_alpha: float = 0.5
-    lazy_include: tuple[str, ...] = ()
-    ema_momentum: float | None = None
-    ema_for_eval: bool = True
-    paramwise_lr: tuple[tuple[str, float], ...] = ()
-
-    @classmethod
-    def from_section(cls, config: Mapping[str, Any]) -> Tricks:
-        look, lazy_section, average = config["lookahead"], config["lazy"], config["ema"]
-        return cls(
-            weight_decay=config["weight_decay"],
-            exclude_from_weight_decay=tuple(config["exclude_from_weight_decay"]),
-            layer_adaptation=config["layer_adaptation"],
-            exclude_from_layer_adaptation=tuple(config["exclude_from_layer_adaptation"]),
-            accumulation_steps=config["gradient_accumulation_steps"],
-            lookahead_k=look["k"] if look else 0,
-            lookahead_alpha=look["alpha"] if look else 0.5,
-            lazy_include=tuple(lazy_section["include"]) if lazy_section else (),
-            ema_momentum=average["momentum"] if average else None,
-            ema_for_eval=average["use_for_eval"] if average else True,
-            paramwise_lr=tuple(config["paramwise_lr"].items()),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> Tricks:
-        """The inverse of `to_dict`, also after a trip through JSON (tuples become lists)."""
-        values = dict(values)
-        for key in ("exclude_from_weight_decay", "exclude_from_layer_adaptation",
-                    "lazy_include"):
-            values[key] = tuple(values.get(key, ()))
-        values["paramwise_lr"] = tuple((p, float(m)) for p, m in values.get("paramwise_lr", ()))
-        return cls(**values)
-
-    @property
-    def any(self) -> bool:
-        return self != Tricks()
 
 
 @dataclass(frozen=True)
