@@ -121,11 +121,13 @@ def captured_writes(optimizer: keras.optimizers.Optimizer,
                     variables: Sequence[keras.Variable]) -> Iterator[list]:
     """Within: `optimizer`'s writes to `variables` are recorded instead of made.
 
-    Yields a list that holds, on exit, the increment each variable's writes add up to: its
-    step Δ, exactly as the optimizer computed it, with the variable still at θ (a step
-    that reads θ reads it). Keras's optimizers write the weights through their public
-    `assign`, `assign_add` and `assign_sub` (on TensorFlow given the `tf.Variable` inside
-    the Keras variable); for the time of the call they are the instance's own recorders.
+    Yields a list that holds, on exit, `(u, sign)` per variable: the step its writes add up
+    to is Δ = sign·u, exactly as the optimizer computed it (u is what an `assign_sub` was
+    given: the sign is kept apart, so that negating it costs no pass over the weight), with
+    the variable still at θ (a step that reads θ reads it). Keras's optimizers write the
+    weights through their public `assign`, `assign_add` and `assign_sub` (on TensorFlow
+    given the `tf.Variable` inside the Keras variable); for the time of the call they are
+    the instance's own recorders.
     A variable the optimizer did not write that way is an error, named on exit.
     """
     targets = list(variables)
@@ -143,11 +145,13 @@ def captured_writes(optimizer: keras.optimizers.Optimizer,
             if k is None:
                 return write(variable, value)
             value = keras.ops.convert_to_tensor(value, targets[k].dtype)
+            sign = -1.0 if method == "assign_sub" else 1.0
             if method == "assign":
-                increments[k] = value - targets[k].value
-            else:
-                step = -value if method == "assign_sub" else value
-                increments[k] = step if increments[k] is None else increments[k] + step
+                value = value - targets[k].value
+            elif increments[k] is not None:  # a second write: their sum, as an increment
+                earlier, earlier_sign = increments[k]
+                value, sign = earlier_sign * earlier + sign * value, 1.0
+            increments[k] = (value, sign)
             return None
 
         return record

@@ -389,3 +389,11 @@ def test_the_trust_ratio_is_one_where_either_norm_is_zero(theta, delta, expected
         [np.float32(0.1), np.float32(0.2)])
     assert float(keras.ops.convert_to_numpy(ratio)) == pytest.approx(expected, rel=1e-6)
     assert float(keras.ops.convert_to_numpy(other)) == pytest.approx(0.2 * 1.0 / 0.5, rel=1e-6)
+    # With scales (the sign and paramwise multiplier of the steps): each ratio times its
+    # scale, the undefined one (1) included.
+    ratio, other = layer_adaptation.trust_ratios(
+        [np.array(theta, "float32"), np.array([1.0], "float32")],
+        [np.array(delta, "float32"), np.array([0.5], "float32")],
+        [np.float32(0.1), np.float32(0.2)], scales=[-2.0, 0.5])
+    assert float(keras.ops.convert_to_numpy(ratio)) == pytest.approx(-2.0 * expected, rel=1e-6)
+    assert float(keras.ops.convert_to_numpy(other)) == pytest.approx(0.5 * 0.4, rel=1e-6)

@@ -105,9 +105,28 @@ def test_a_captured_step_is_the_step_the_optimizer_makes_and_leaves_theta(class_
         except RuntimeError as error:
             pytest.fail(f"Keras's {class_name} no longer writes its weights through its "
                         f"assign methods ({error}): blogml cannot capture its step")
-        captured.assign(captured + increments[0])
+        written, sign = increments[0]
+        captured.assign(captured + sign * written)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(captured),
                                   keras.ops.convert_to_numpy(own))
+
+
+@pytest.mark.backend_neutral
+@pytest.mark.models
+def test_two_writes_to_a_weight_are_captured_as_their_sum():
+    class Twice(keras.optimizers.SGD):
+        def update_step(self, gradient, variable, learning_rate):
+            self.assign_add(variable, 3.0 * gradient)
+            self.assign_sub(variable, gradient)
+
+    variable = keras.Variable(np.ones(3, "float32"), name="w")
+    optimizer = Twice(learning_rate=0.1)
+    optimizer.build([variable])
+    with keras_adapter.captured_writes(optimizer, [variable]) as steps:
+        optimizer.apply([keras.ops.convert_to_tensor([1.0, 2.0, 4.0])], [variable])
+    written, sign = steps[0]
+    np.testing.assert_array_equal(sign * keras.ops.convert_to_numpy(written), [2.0, 4.0, 8.0])
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable), np.ones(3))
 
 
 @pytest.mark.backend_neutral

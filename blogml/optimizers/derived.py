@@ -260,28 +260,30 @@ class DerivedOptimizer(keras.optimizers.Optimizer):
         captured = [k for k, plan in enumerate(plans)
                     if plan.post_processed and buffers[k] is None]
         with keras_adapter.captured_writes(self.inner_optimizer,
-                                           [variables[k] for k in captured]) as increments:
+                                           [variables[k] for k in captured]) as steps:
             self._base_step(grads, stepped, learning_rate)
-        deltas = dict(zip(captured, increments))
+        deltas = dict(zip(captured, steps))
 
-        processed = []  # (k, θ, the base step times m, η·m) of each post-processed variable
+        # (k, θ, u, c, η) of each post-processed variable: the base step wrote u (Δ = ±u,
+        # the sign kept apart so that negating it costs no pass over the weight), and
+        # m·Δ = c·u. Layer adaptation folds its ratio into c.
+        processed = []
         for k, plan in enumerate(plans):
             if not plan.post_processed:
                 continue
             variable = variables[k]
-            theta = kernels.read(variable)
-            delta = deltas[k] if k in deltas else kernels.read(buffers[k])
-            step = delta * plan.lr_multiplier if plan.lr_multiplier != 1.0 else delta
-            processed.append((k, theta, step,
-                              rates.learning_rate(variable.dtype, plan.lr_multiplier)))
-        ratios = _trust_ratios([item for item in processed if plans[item[0]].adapt],
-                               variables, touched)
+            written, sign = deltas[k] if k in deltas else (kernels.read(buffers[k]), 1.0)
+            processed.append((k, kernels.read(variable), written, sign * plan.lr_multiplier,
+                              rates.learning_rate(variable.dtype, 1.0)))
+        adapted = _trust_ratios([item for item in processed if plans[item[0]].adapt],
+                                variables, touched)
         writes = []
-        for k, theta, step, _ in processed:
+        for k, theta, written, coefficient, _ in processed:
             variable, plan = variables[k], plans[k]
             elements = math.prod(variable.shape)
             shrink = rates.decay(variable.dtype, plan.lr_multiplier) if plan.decay else None
-            writes.append((self._post_process(variable, theta, step, ratios.get(k), shrink,
+            writes.append((self._post_process(variable, theta, written,
+                                              adapted.get(k, coefficient), shrink,
                                               touched.get(k), buffers[k]), elements))
             writes += [(lambda slot=slot, old=old, rows=touched[k]:
                         slot.assign(lazy.keep_untouched(slot.value, old, rows)), elements)
@@ -313,24 +315,31 @@ class DerivedOptimizer(keras.optimizers.Optimizer):
         for grad, target in zip(grads, stepped):
             inner.update_step(grad, target, learning_rate)
 
-    def _post_process(self, variable, theta, step, ratio, shrink, touched,
+    def _post_process(self, variable, theta, written, coefficient, shrink, touched,
                       buffer) -> Callable[[], None]:
-        """The write θ ← θ + r·m·Δ − s·θ (s = m·η·wd; `step` is m·Δ, `ratio` r or None,
-        `shrink` s or None), rows the batch did not touch kept (lazy): paramwise lr m, layer
-        adaptation r and weight decay in that order, θ rounded once.
+        """The write θ ← θ + c·u − s·θ, rows the batch did not touch kept (lazy): u is what
+        the base step wrote, c = ±r·m (its sign, layer adaptation r, paramwise lr m; a
+        float where there is no r), s = m·η·wd or None (weight decay), θ rounded once.
 
         Elementwise only, to run with the other variables' in one `kernels.fused` call.
-        The variable still holds θ; Δ came from the inner optimizer's captured writes or,
+        The variable still holds θ; u came from the inner optimizer's captured writes or,
         where Keras's torch optimizers write past them, from `buffer` (zeroed here after use).
+        A negative float c is subtracted as θ − (|c|·u + s·θ): the same numbers, one
+        negation fewer.
         """
         def write() -> None:
-            scaled = step if ratio is None else step * ratio
+            subtract = isinstance(coefficient, float) and coefficient < 0
+            factor = -coefficient if subtract else coefficient
+            moved = written if isinstance(factor, float) and factor == 1.0 else written * factor
             if shrink is not None:
-                scaled = weight_decay.decayed(scaled, theta, shrink)
+                moved = weight_decay.decayed(moved, theta, shrink, subtracted=subtract)
             if touched is not None:
-                variable.assign(lazy.keep_untouched(theta + scaled, theta, touched))
+                new = theta - moved if subtract else theta + moved
+                variable.assign(lazy.keep_untouched(new, theta, touched))
+            elif subtract:
+                self.assign_sub(variable, moved)
             else:
-                self.assign_add(variable, scaled)
+                self.assign_add(variable, moved)
             if variable.constraint is not None:
                 variable.assign(variable.constraint(variable))
             if buffer is not None:
@@ -427,14 +436,15 @@ class _Rates:
 
 
 def _trust_ratios(adapted: list[tuple], variables: list, touched: dict) -> dict[int, Any]:
-    """The trust ratio of each `(k, θ, m·Δ, η·m)` in `adapted`, by k: one stacked
-    computation per dtype (`layer_adaptation.trust_ratios`)."""
+    """c·r of each `(k, θ, u, c, η)` in `adapted`, by k (r: the trust ratio of the step
+    c·u; its norm is c's multiple of ‖u‖, which the ratio cancels): one stacked computation
+    per dtype (`layer_adaptation.trust_ratios`)."""
     ratios: dict[int, Any] = {}
     for dtype in dict.fromkeys(variables[k].dtype for k, *_ in adapted):
         group = [item for item in adapted if variables[item[0]].dtype == dtype]
-        keys, thetas, steps, etas = zip(*group)
+        keys, thetas, written, coefficients, etas = zip(*group)
         ratios |= zip(keys, layer_adaptation.trust_ratios(
-            thetas, steps, etas, rows=[touched.get(k) for k in keys]))
+            thetas, written, etas, rows=[touched.get(k) for k in keys], scales=coefficients))
     return ratios
 
 
