@@ -145,10 +145,11 @@ class DerivedOptimizer(keras.optimizers.Optimizer):
         buffered = not keras_adapter.writes_through_assign_methods(self.inner_optimizer)
         self._delta_buffers = [_delta_buffer(v) if plan.post_processed and buffered else None
                                for v, plan in zip(var_list, self._plans)]
-        stepped = [buffer if buffer is not None else v
-                   for buffer, v in zip(self._delta_buffers, var_list)]
-        self.inner_optimizer.build(stepped)
-        lazy_slots = keras_adapter.slots_by_variable(self.inner_optimizer, stepped) \
+        # What the inner optimizer steps: each variable, or its buffer where it has one.
+        self._stepped = [v if buffer is None else buffer
+                         for v, buffer in zip(var_list, self._delta_buffers)]
+        self.inner_optimizer.build(self._stepped)
+        lazy_slots = keras_adapter.slots_by_variable(self.inner_optimizer, self._stepped) \
             if any(plan.lazy for plan in self._plans) else [[] for _ in var_list]
         self._lazy_slots = [slots if plan.lazy else [] for slots, plan in
                             zip(lazy_slots, self._plans)]
@@ -256,7 +257,7 @@ class DerivedOptimizer(keras.optimizers.Optimizer):
         old_slots = {k: [ops.copy(s.value) for s in self._lazy_slots[indices[k]]]
                      for k in touched}
         buffers = [self._delta_buffers[i] for i in indices]  # zero: made so, and after use
-        stepped = [v if buffer is None else buffer for v, buffer in zip(variables, buffers)]
+        stepped = [self._stepped[i] for i in indices]
         captured = [k for k, plan in enumerate(plans)
                     if plan.post_processed and buffers[k] is None]
         with keras_adapter.captured_writes(self.inner_optimizer,
