@@ -1,8 +1,11 @@
 """What blogml relies on in Keras beyond its public API, in one place.
 
-`slots_by_variable`, `tracing_a_tensorflow_step` and `outside_the_traced_step` depend on
-behaviours Keras documents but does not offer as a call; `symbolic_build` is the one
-private Keras method blogml calls; `unlowered_cond` sets one private TensorFlow attribute.
+`slots_by_variable`, `tracing_a_tensorflow_step`, `outside_the_traced_step` and
+`captured_writes` depend on behaviours Keras documents but does not offer as a call (the
+last, that its optimizers write weights through their `assign` methods);
+`symbolic_build` is the one private Keras method blogml calls, and
+`writes_through_assign_methods` the one private Keras class it names (torch's parallel
+optimizer); `unlowered_cond` sets one private TensorFlow attribute.
 `tests/test_keras_adapter.py` checks each on the installed Keras and says which one broke,
 so an upgrade fails there with a clear message instead of as a wrong update elsewhere (and
 checks that no other module uses a private Keras name).
@@ -99,7 +102,6 @@ def unlowered_cond(condition, update: Callable[[], None]) -> None:
         raise RuntimeError(f"tf.cond made a {op.type} op, not an If op: "
                            "blogml/keras_adapter.unlowered_cond needs updating")
     op._set_attr("_lower_using_switch_merge", attr_value_pb2.AttrValue(b=False))
-
 
 
 def writes_through_assign_methods(optimizer: keras.optimizers.Optimizer) -> bool:
